@@ -1,0 +1,55 @@
+// Package gormlive serves GORM models through live.Router and package rest
+// from one definition, so real-time subscribers and REST clients always
+// agree on who sees what and what it looks like.
+package gormlive
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+
+	"github.com/restlive/restlive/live"
+)
+
+// View defines how the GORM model M is served: the counterpart of a Django
+// REST Framework view with django-rest-live's RealtimeMixin. The same View
+// is registered with a live.Router (it implements live.View) and mounted
+// as REST handlers by package rest.
+//
+// Every func field receives the request it serves; req.Action is "list",
+// "retrieve", "create", "update", "partial_update" or "destroy". A View must
+// not be changed once in use; its methods may be called concurrently.
+type View[M any] struct {
+	// Label is the model's label, "app.Model". Required.
+	Label string
+	// DB is the database the model lives in. Required.
+	DB *gorm.DB
+	// Query narrows the model's table to what req may see, the queryset: it
+	// receives db scoped to the model and may add Where, Joins, or Select
+	// (for computed fields), reading req.User, req.Args and req.Query (the
+	// filters). An *live.Error refuses the request with its code, such as
+	// 400 for a bad filter value. Defaults to every row.
+	Query func(db *gorm.DB, req *live.Request) (*gorm.DB, error)
+	// Permit decides whether req may perform req.Action at all, before any
+	// instance is read; return live.ErrForbidden to refuse. Defaults to
+	// allowing every action.
+	Permit func(ctx context.Context, req *live.Request) error
+	// PermitObject decides whether req may perform req.Action on m, an
+	// instance Query let through. An instance refused for "retrieve" or
+	// "list" is invisible to req. Defaults to allowing.
+	PermitObject func(req *live.Request, m *M) bool
+	// Serialize returns the JSON-encodable representation of m for req.
+	// Defaults to m itself.
+	Serialize func(req *live.Request, m *M) (any, error)
+	// LookupField is the column that names one instance. Defaults to the
+	// primary key.
+	LookupField string
+	// GroupFields are the columns subscribers may group by ("list_id").
+	GroupFields []string
+	// Vary returns what Query, Permit, PermitObject and Serialize read of
+	// the request besides Args and Query: subscriptions whose Vary, group,
+	// Args and Query are equal share one query and one serialization per
+	// change. Defaults to req.UserID; set it when the view reads headers,
+	// cookies or the session.
+	Vary func(req *live.Request) string
+}

@@ -1,0 +1,90 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// A View is what a model exposes to real-time subscribers: the counterpart
+// of a django-rest-live view with RealtimeMixin. Package gormlive builds one
+// from a GORM model; any other data source can implement it.
+//
+// A View is used by many connections at once and must be safe for
+// concurrent use.
+type View interface {
+	// Model returns the label the view is registered under, "app.Model".
+	Model() string
+	// GroupBy lists the fields, other than the primary key, that a
+	// subscription may group instances by. A foreign key is listed by its
+	// column ("list_id").
+	GroupBy() []string
+	// Lookup returns the field whose value a subscription to one instance
+	// names: PK, or a unique field such as "slug".
+	Lookup() string
+	// Subscribe checks that req may subscribe (the view's permissions at
+	// subscribe time) and returns the subscription's Scope. An error that is
+	// an *Error answers the client with its code; any other error answers
+	// 500 without detail.
+	Subscribe(ctx context.Context, req *Request) (Scope, error)
+}
+
+// A Scope is the set of instances one subscription sees: the view's
+// queryset as the request sees it, narrowed by the group, the view keyword
+// arguments and the query parameters.
+//
+// The hub shares one Scope between all the subscriptions of a model, group,
+// arguments and query parameters whose Scopes have the same Key, so a change
+// costs one Fetch however many subscribers see it.
+type Scope interface {
+	// Key tells apart the requests for which the scope's queryset,
+	// permissions or serializer differ: the user's ID for a view that
+	// depends on the user, "" for one that serves everyone alike.
+	Key() string
+	// Members returns the instances in the scope now, with their PK and ID
+	// (Data may be left empty).
+	Members(ctx context.Context) ([]Instance, error)
+	// Fetch returns, serialized, the instances among pks that are in the
+	// scope now. An instance missing from the result is not in the scope.
+	Fetch(ctx context.Context, pks []string) ([]Instance, error)
+}
+
+// An Instance is one row as a scope shows it.
+type Instance struct {
+	// PK is the primary key in canonical form.
+	PK string
+	// ID is the JSON object of the identifying fields (the pk as "id", and
+	// the lookup field if it is not the pk): all a DELETED broadcast tells.
+	ID json.RawMessage
+	// Data is the serializer's JSON output for the scope's request.
+	Data json.RawMessage
+}
+
+// Request is a subscription's request as views see it: the WebSocket
+// upgrade request (with the application's middleware applied: its cookies,
+// headers and context values), the user the router authenticated, and what
+// the subscription asked for. Views must not modify it.
+type Request struct {
+	// HTTP is the upgrade request. Its method is GET.
+	HTTP *http.Request
+	// User is what Config.Authenticate returned; nil when anonymous.
+	User any
+	// UserID identifies User; "" when anonymous.
+	UserID string
+	// Action is "retrieve" for a subscription to one instance and "list"
+	// for a group.
+	Action string
+	// GroupBy is the field the subscription groups by: PK for "retrieve".
+	GroupBy string
+	// Value is the group's value (the instance's pk for "retrieve") in
+	// canonical form.
+	Value string
+	// Args are the view keyword arguments: what the URL path would carry.
+	Args map[string]string
+	// Query holds the query parameters: what filters read from "?a=b".
+	Query url.Values
+}
+
+// Anonymous reports whether no user is logged in.
+func (r *Request) Anonymous() bool { return r.User == nil }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, go vet, and
+# `go test -race ./...` against real PostgreSQL, Redis, NATS and Chromium.
+# What is missing is installed (Debian packages, as root or with sudo) and
+# started on loopback for the run, then stopped. Extra arguments go to
+# `go test`, e.g. ./test.sh -run TestHub ./live/
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+		log "need root to run: $*"; return 1
+	fi
+}
+
+# Debian packages the tests need, installed only when missing.
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/restlive-test.XXXXXX)
+cleanup() {
+	[ -n "${pgctl:-}" ] && $pgctl stop -m immediate >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A throwaway PostgreSQL cluster on a free loopback port. initdb refuses to
+# run as root, so as root the cluster belongs to the postgres user.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+pgport=$(free_port)
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+log "starting PostgreSQL on 127.0.0.1:$pgport"
+run_pg "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
+pgctl="run_pg $pgbin/pg_ctl -D $work/pg/data"
+$pgctl -w -l "$work/pg/log" -o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" start >/dev/null
+export RESTLIVE_POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
+export RESTLIVE_REDIS_SERVER="$(command -v redis-server)"
+export RESTLIVE_CHROMIUM=/usr/bin/chromium
+
+# playwright-core for the browser test, from the npm registry.
+for dir in $(find . -name package.json -not -path '*/node_modules/*' -printf '%h\n'); do
+	[ -d "$dir/node_modules" ] || (cd "$dir" && npm install --no-audit --no-fund --silent)
+done
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then log "gofmt would change: $unformatted"; exit 1; fi
+log "go vet"
+go vet ./...
+
+log "go test -race"
+if [ $# -eq 0 ]; then set -- ./...; fi
+go test -race -timeout 20m "$@"
