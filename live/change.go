@@ -42,10 +42,11 @@ type Change struct {
 	Old, New map[string]string
 }
 
-// Topics are the topics a change is published to: its row's pk topic and,
-// for each group-by field, the topics of its old and new values.
+// Topics are the topics a change is published to: its model's topic, its
+// row's pk topic and, for each group-by field, the topics of its old and new
+// values.
 func (c Change) Topics() []Topic {
-	topics := []Topic{{Model: c.Model, Field: PK, Value: c.PK}}
+	topics := []Topic{{Model: c.Model}, {Model: c.Model, Field: PK, Value: c.PK}}
 	seen := func(t Topic) bool {
 		for _, s := range topics {
 			if s == t {
@@ -68,7 +69,8 @@ func (c Change) Topics() []Topic {
 const PK = "pk"
 
 // A Topic names the changes a subscription can be interested in: those of a
-// model whose field has a value. Field is PK for single instances.
+// model whose field has a value. Field is PK for single instances; Field
+// and Value are empty for every change of the model.
 type Topic struct {
 	Model, Field, Value string
 }
