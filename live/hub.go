@@ -1,0 +1,426 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// The hub turns the changes a Layer delivers into broadcasts. Subscriptions
+// that would see the same thing share a group: same model, group field and
+// value, view arguments, query parameters and Scope key. A group remembers
+// which instances are in its scope (members), so that a change can be told
+// apart as entering (CREATED), staying (UPDATED) or leaving (DELETED) the
+// scope, and costs one Fetch and one serialization however many
+// subscriptions the group has.
+//
+// Locks: hub.mu guards the indexes; group.mu serialises a group's loading
+// and change processing and guards its members and subscriptions. A
+// goroutine holding a group.mu may take hub.mu, never the other way round.
+type hub struct {
+	rt     *Router
+	ctx    context.Context // the hub's work: cancelled by close
+	cancel context.CancelFunc
+
+	recvOnce sync.Mutex
+	recv     Receiver
+
+	mu      sync.Mutex
+	groups  map[groupKey]*group
+	byTopic map[Topic]map[*group]struct{} // the topic each group joined
+	byPK    map[modelPK]map[*group]struct{}
+}
+
+type groupKey struct {
+	model, field, value string
+	args, query, scope  string
+}
+
+type modelPK struct{ model, pk string }
+
+type group struct {
+	key   groupKey
+	topic Topic
+	scope Scope
+
+	mu      sync.Mutex
+	loaded  bool
+	dead    bool                       // removed from the hub: subscribe elsewhere
+	members map[string]json.RawMessage // pk -> identifying fields
+	subs    map[*subscription]struct{}
+}
+
+// A subscription is one request_id of one connection.
+type subscription struct {
+	conn  *conn
+	group *group
+	msg   *message
+	head  []byte // its broadcast frames up to the action
+}
+
+func newHub(rt *Router) *hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{
+		rt: rt, ctx: ctx, cancel: cancel,
+		groups:  make(map[groupKey]*group),
+		byTopic: make(map[Topic]map[*group]struct{}),
+		byPK:    make(map[modelPK]map[*group]struct{}),
+	}
+}
+
+func (h *hub) close() error {
+	h.cancel()
+	h.recvOnce.Lock()
+	defer h.recvOnce.Unlock()
+	if h.recv == nil {
+		return nil
+	}
+	return h.recv.Close()
+}
+
+// receiver starts receiving from the layer on first use.
+func (h *hub) receiver(ctx context.Context) (Receiver, error) {
+	h.recvOnce.Lock()
+	defer h.recvOnce.Unlock()
+	if h.recv == nil {
+		r, err := h.rt.cfg.Layer.Receive(ctx, h.deliver)
+		if err != nil {
+			return nil, err
+		}
+		h.recv = r
+	}
+	return h.recv, nil
+}
+
+// subscribe registers a subscription of c, loading its group's members if
+// it is the group's first. When it returns, every change the layer delivers
+// afterwards reaches the subscription.
+func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
+	view, ok := h.rt.views[m.model]
+	if !ok {
+		return nil, Errorf(404, "unknown model %q", m.model)
+	}
+	req := &Request{
+		HTTP: c.req, User: c.user, UserID: c.userID,
+		Action: m.action, GroupBy: m.groupBy, Value: m.value,
+		Args: m.args, Query: m.query,
+	}
+	if req.Args == nil {
+		req.Args = map[string]string{}
+	}
+	if req.Query == nil {
+		req.Query = url.Values{}
+	}
+	topic := Topic{Model: m.model, Field: m.groupBy, Value: m.value}
+	switch {
+	case m.action == "retrieve":
+		if lookup := view.Lookup(); lookup != "" && lookup != PK {
+			topic.Field = lookup
+		}
+	case m.groupBy == "":
+		topic.Value = ""
+	case !slices.Contains(view.GroupBy(), m.groupBy):
+		return nil, Errorf(400, "%q cannot be grouped by %q: expected one of pk, %s", m.model, m.groupBy, strings.Join(view.GroupBy(), ", "))
+	}
+	scope, err := view.Subscribe(c.ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	recv, err := h.receiver(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := recv.Join(c.ctx, topic); err != nil {
+		return nil, err
+	}
+	key := groupKey{
+		model: m.model, field: topic.Field, value: topic.Value,
+		args: encodeArgs(req.Args), query: req.Query.Encode(), scope: scope.Key(),
+	}
+	s := &subscription{conn: c, msg: m, head: broadcastHead(m.dialect, m.id, m.model)}
+	for {
+		g := h.group(key, topic, scope)
+		g.mu.Lock()
+		if g.dead {
+			g.mu.Unlock()
+			continue
+		}
+		if !g.loaded {
+			if err := h.load(g); err != nil {
+				g.mu.Unlock()
+				h.drop(g)
+				recv.Leave(h.ctx, topic)
+				return nil, err
+			}
+		}
+		if m.action == "retrieve" && len(g.members) == 0 {
+			g.mu.Unlock()
+			h.drop(g)
+			recv.Leave(h.ctx, topic)
+			return nil, Errorf(404, "%s %q not found", m.model, m.value)
+		}
+		s.group = g
+		g.subs[s] = struct{}{}
+		g.mu.Unlock()
+		return s, nil
+	}
+}
+
+// group returns the group of key, creating it (not yet loaded) if needed.
+func (h *hub) group(key groupKey, topic Topic, scope Scope) *group {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.groups[key]; ok {
+		return g
+	}
+	g := &group{key: key, topic: topic, scope: scope, subs: make(map[*subscription]struct{})}
+	h.groups[key] = g
+	addTo(h.byTopic, topic, g)
+	return g
+}
+
+// load reads g's members. Called with g.mu held.
+func (h *hub) load(g *group) error {
+	members, err := g.scope.Members(h.ctx)
+	if err != nil {
+		return err
+	}
+	g.members = make(map[string]json.RawMessage, len(members))
+	h.mu.Lock()
+	for _, in := range members {
+		g.members[in.PK] = in.ID
+		addTo(h.byPK, modelPK{g.key.model, in.PK}, g)
+	}
+	h.mu.Unlock()
+	g.loaded = true
+	return nil
+}
+
+// drop removes g from the hub if it has no subscriptions left.
+func (h *hub) drop(g *group) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.subs) > 0 || g.dead {
+		return
+	}
+	g.dead = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.groups[g.key] == g {
+		delete(h.groups, g.key)
+	}
+	removeFrom(h.byTopic, g.topic, g)
+	for pk := range g.members {
+		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
+	}
+}
+
+func (h *hub) unsubscribe(s *subscription) {
+	g := s.group
+	g.mu.Lock()
+	delete(g.subs, s)
+	empty := len(g.subs) == 0
+	g.mu.Unlock()
+	if empty {
+		h.drop(g)
+	}
+	h.recvOnce.Lock()
+	recv := h.recv
+	h.recvOnce.Unlock()
+	if recv != nil {
+		if err := recv.Leave(h.ctx, g.topic); err != nil {
+			h.rt.cfg.Logger.Warn("live: leave topic", "topic", g.topic.String(), "err", err)
+		}
+	}
+}
+
+// deliver is the Layer's callback: it processes one batch of changes. The
+// groups a batch touches are processed concurrently, each group's changes
+// in order; deliver returns when all are queued to their connections, so
+// batches never overtake each other.
+func (h *hub) deliver(d Delivery) {
+	if len(d.Missed) > 0 {
+		h.resync(d.Missed)
+	}
+	if len(d.Changes) == 0 {
+		return
+	}
+	work := h.route(d.Changes)
+	if len(work) == 0 {
+		return
+	}
+	sem := make(chan struct{}, h.rt.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for g, changes := range work {
+		if len(work) == 1 {
+			h.process(g, changes)
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			h.process(g, changes)
+		}()
+	}
+	wg.Wait()
+}
+
+// route finds, for each change, the groups it may concern: those that
+// joined one of its topics and those that hold its row (which it may have
+// left, whatever its old values were).
+func (h *hub) route(changes []Change) map[*group][]*Change {
+	work := make(map[*group][]*Change)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range changes {
+		c := &changes[i]
+		seen := func(g *group) bool {
+			list := work[g]
+			return len(list) > 0 && list[len(list)-1] == c
+		}
+		for _, t := range c.Topics() {
+			for g := range h.byTopic[t] {
+				if !seen(g) {
+					work[g] = append(work[g], c)
+				}
+			}
+		}
+		for g := range h.byPK[modelPK{c.Model, c.PK}] {
+			if !seen(g) {
+				work[g] = append(work[g], c)
+			}
+		}
+	}
+	return work
+}
+
+// process checks g's scope for the rows of changes with one Fetch and
+// queues the resulting broadcasts to g's subscribers.
+func (h *hub) process(g *group, changes []*Change) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dead || !g.loaded || len(g.subs) == 0 {
+		return
+	}
+	// A row whose last change in the batch is a delete is gone: no need to
+	// ask the database about it.
+	last := make(map[string]Op, len(changes))
+	for _, c := range changes {
+		last[c.PK] = c.Op
+	}
+	pks := make([]string, 0, len(last))
+	for pk, op := range last {
+		if op != OpDelete {
+			pks = append(pks, pk)
+		}
+	}
+	now := make(map[string]Instance, len(pks))
+	if len(pks) > 0 {
+		found, err := g.scope.Fetch(h.ctx, pks)
+		if err != nil {
+			if h.ctx.Err() == nil {
+				h.rt.cfg.Logger.Error("live: fetch changed instances", "model", g.key.model, "err", err)
+				h.tellResync(g)
+			}
+			return
+		}
+		for _, in := range found {
+			now[in.PK] = in
+		}
+	}
+	var entered, left []string
+	for _, c := range changes {
+		in, visible := now[c.PK]
+		id, was := g.members[c.PK]
+		var tail []byte
+		switch {
+		case visible && was:
+			tail = broadcastTail("UPDATED", in.Data)
+		case visible:
+			tail = broadcastTail("CREATED", in.Data)
+			g.members[c.PK] = in.ID
+			entered = append(entered, c.PK)
+		case was:
+			tail = broadcastTail("DELETED", id)
+			delete(g.members, c.PK)
+			left = append(left, c.PK)
+		default:
+			continue
+		}
+		for s := range g.subs {
+			s.conn.send(frame{head: s.head, tail: tail})
+		}
+	}
+	if len(entered)+len(left) > 0 {
+		h.mu.Lock()
+		for _, pk := range entered {
+			addTo(h.byPK, modelPK{g.key.model, pk}, g)
+		}
+		for _, pk := range left {
+			if _, back := g.members[pk]; !back {
+				removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// resync tells the subscribers of the groups of topics that they may have
+// missed changes.
+func (h *hub) resync(topics []Topic) {
+	h.mu.Lock()
+	var groups []*group
+	for _, t := range topics {
+		for g := range h.byTopic[t] {
+			groups = append(groups, g)
+		}
+	}
+	h.mu.Unlock()
+	for _, g := range groups {
+		g.mu.Lock()
+		h.tellResync(g)
+		g.mu.Unlock()
+	}
+}
+
+// tellResync sends every subscriber of g a resync notice. Called with g.mu
+// held.
+func (h *hub) tellResync(g *group) {
+	for s := range g.subs {
+		s.conn.send(frame{head: encodeNotice("resync", s.msg.dialect, s.msg.id)})
+	}
+}
+
+func addTo[K comparable](index map[K]map[*group]struct{}, k K, g *group) {
+	set := index[k]
+	if set == nil {
+		set = make(map[*group]struct{}, 1)
+		index[k] = set
+	}
+	set[g] = struct{}{}
+}
+
+func removeFrom[K comparable](index map[K]map[*group]struct{}, k K, g *group) {
+	if set := index[k]; set != nil {
+		delete(set, g)
+		if len(set) == 0 {
+			delete(index, k)
+		}
+	}
+}
+
+// encodeArgs returns a canonical encoding of view arguments for groupKey.
+func encodeArgs(args map[string]string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	v := make(url.Values, len(args))
+	for k, a := range args {
+		v.Set(k, a)
+	}
+	return v.Encode()
+}
