@@ -1,0 +1,555 @@
+package capture
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/restlive/restlive/live"
+)
+
+func m(kv ...string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// sameChange compares everything but Seq.
+func sameChange(a, b live.Change) bool {
+	return a.Model == b.Model && a.PK == b.PK && a.Op == b.Op &&
+		(a.Old == nil) == (b.Old == nil) && maps.Equal(a.Old, b.Old) &&
+		(a.New == nil) == (b.New == nil) && maps.Equal(a.New, b.New)
+}
+
+func checkChanges(t *testing.T, got, want []live.Change) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("got %d changes, want %d", len(got), len(want))
+	}
+	errs := 0
+	for i := range min(len(got), len(want)) {
+		if errs > 5 {
+			t.Fatal("too many errors")
+		}
+		if !sameChange(got[i], want[i]) {
+			errs++
+			t.Errorf("change %d:\ngot  %+v\nwant %+v", i, got[i], want[i])
+		}
+		if i > 0 && got[i].Seq != got[i-1].Seq+1 {
+			errs++
+			t.Errorf("change %d: seq %d follows %d", i, got[i].Seq, got[i-1].Seq)
+		}
+	}
+}
+
+func task(op live.Op, pk string, old, new map[string]string) live.Change {
+	return live.Change{Model: "todolist.Task", PK: pk, Op: op, Old: old, New: new}
+}
+
+// TestCapture is the suite every database passes.
+func TestCapture(t *testing.T) {
+	tests := []struct {
+		name string
+		// write makes the writes through d; the changes it must produce,
+		// in order, follow.
+		write func(t *testing.T, d *testDB)
+		want  []live.Change
+	}{
+		{
+			name: "insert update delete",
+			write: func(t *testing.T, d *testDB) {
+				d.exec(t, `INSERT INTO tasks (id, list_id, title) VALUES (1, 14, 'a')`)
+				d.exec(t, `UPDATE tasks SET title = 'b' WHERE id = 1`)
+				d.exec(t, `DELETE FROM tasks WHERE id = 1`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "1", nil, m("list_id", "14")),
+				task(live.OpUpdate, "1", m("list_id", "14"), m("list_id", "14")),
+				task(live.OpDelete, "1", m("list_id", "14"), nil),
+			},
+		},
+		{
+			name: "move between lists",
+			write: func(t *testing.T, d *testDB) {
+				d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (7, 14)`)
+				d.exec(t, `UPDATE tasks SET list_id = 15 WHERE id = 7`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "7", nil, m("list_id", "14")),
+				task(live.OpUpdate, "7", m("list_id", "14"), m("list_id", "15")),
+			},
+		},
+		{
+			name: "null group value is left out",
+			write: func(t *testing.T, d *testDB) {
+				d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (3, NULL)`)
+				d.exec(t, `UPDATE tasks SET list_id = 14 WHERE id = 3`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "3", nil, m()),
+				task(live.OpUpdate, "3", m(), m("list_id", "14")),
+			},
+		},
+		{
+			name: "bulk update by raw SQL",
+			write: func(t *testing.T, d *testDB) {
+				d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14), (2, 15), (3, 14)`)
+				d.exec(t, `UPDATE tasks SET done = true WHERE list_id = 14`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "1", nil, m("list_id", "14")),
+				task(live.OpInsert, "2", nil, m("list_id", "15")),
+				task(live.OpInsert, "3", nil, m("list_id", "14")),
+				task(live.OpUpdate, "1", m("list_id", "14"), m("list_id", "14")),
+				task(live.OpUpdate, "3", m("list_id", "14"), m("list_id", "14")),
+			},
+		},
+		{
+			name: "write by another process",
+			write: func(t *testing.T, d *testDB) {
+				d.other(t, `INSERT INTO tasks (id, list_id) VALUES (5, 14); UPDATE tasks SET list_id = 16 WHERE id = 5;`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "5", nil, m("list_id", "14")),
+				task(live.OpUpdate, "5", m("list_id", "14"), m("list_id", "16")),
+			},
+		},
+		{
+			name: "primary key change is a delete and an insert",
+			write: func(t *testing.T, d *testDB) {
+				d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+				d.exec(t, `UPDATE tasks SET id = 2, list_id = 15 WHERE id = 1`)
+			},
+			want: []live.Change{
+				task(live.OpInsert, "1", nil, m("list_id", "14")),
+				task(live.OpDelete, "1", m("list_id", "14"), nil),
+				task(live.OpInsert, "2", nil, m("list_id", "15")),
+			},
+		},
+		{
+			name: "rollback gives nothing",
+			write: func(t *testing.T, d *testDB) {
+				tx, err := d.db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tx.Exec(`INSERT INTO tasks (id, list_id) VALUES (1, 14)`); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Rollback(); err != nil {
+					t.Fatal(err)
+				}
+				d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (2, 15)`)
+			},
+			want: []live.Change{task(live.OpInsert, "2", nil, m("list_id", "15"))},
+		},
+		{
+			name: "transaction of three in order",
+			write: func(t *testing.T, d *testDB) {
+				tx, err := d.db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range []string{
+					`INSERT INTO tasks (id, list_id) VALUES (9, 14)`,
+					`INSERT INTO tasks (id, list_id) VALUES (8, 14)`,
+					`UPDATE tasks SET list_id = 15 WHERE id = 9`,
+				} {
+					if _, err := tx.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []live.Change{
+				task(live.OpInsert, "9", nil, m("list_id", "14")),
+				task(live.OpInsert, "8", nil, m("list_id", "14")),
+				task(live.OpUpdate, "9", m("list_id", "14"), m("list_id", "15")),
+			},
+		},
+	}
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks, lists)
+		rec := newRecorder()
+		startReader(t, d, Config{Publisher: rec})
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				// Clean up, and wait for the clean-up's changes to pass.
+				d.exec(t, `DELETE FROM tasks`)
+				d.exec(t, `INSERT INTO lists (id) VALUES (?)`, 2000+i)
+				before := len(rec.waitFor(t, "todolist.List", strconv.Itoa(2000+i)))
+				tt.write(t, d)
+				// A marker write: every change of the test comes before it.
+				marker := strconv.Itoa(1000 + i)
+				d.exec(t, `INSERT INTO lists (id) VALUES (?)`, 1000+i)
+				got := rec.waitFor(t, "todolist.List", marker)[before:]
+				want := append(tt.want, live.Change{Model: "todolist.List", PK: marker, Op: live.OpInsert, New: m()})
+				checkChanges(t, got, want)
+			})
+		}
+	})
+}
+
+func TestTransactionPublishedAfterCommit(t *testing.T) {
+	// On SQLite a second writer waits for the first, so only PostgreSQL
+	// can show that a commit elsewhere does not release an open
+	// transaction's writes.
+	d := openPostgres(t)
+	d.install(t, tasks, lists)
+	rec := newRecorder()
+	startReader(t, d, Config{Publisher: rec})
+	tx, err := d.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		`INSERT INTO tasks (id, list_id) VALUES (1, 14)`,
+		`INSERT INTO tasks (id, list_id) VALUES (2, 14)`,
+		`INSERT INTO tasks (id, list_id) VALUES (3, 14)`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.exec(t, `INSERT INTO lists (id) VALUES (1)`)
+	if got := rec.waitFor(t, "todolist.List", "1"); len(got) != 1 {
+		t.Fatalf("before commit: %+v", got)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.wait(t, 4)
+	checkChanges(t, got[1:], []live.Change{
+		task(live.OpInsert, "1", nil, m("list_id", "14")),
+		task(live.OpInsert, "2", nil, m("list_id", "14")),
+		task(live.OpInsert, "3", nil, m("list_id", "14")),
+	})
+}
+
+// TestOutOfOrderCommit commits two transactions in the opposite order of
+// their outbox ids, and of their transaction ids too: a reader of id >
+// cursor, or of rows older than the snapshot's xmin, would lose one.
+func TestOutOfOrderCommit(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks, lists)
+	rec := newRecorder()
+	startReader(t, d, Config{Publisher: rec})
+	ctx := context.Background()
+
+	t1, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t1.Rollback()
+	t2, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer t2.Rollback()
+	// t1 takes its transaction id first, by writing an uncaptured table.
+	if _, err := t1.Exec(`CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	// t2 takes outbox id n, t1 then n+1.
+	if _, err := t2.Exec(`INSERT INTO tasks (id, list_id) VALUES (2, 14)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := t1.Exec(`INSERT INTO tasks (id, list_id) VALUES (1, 14)`); err != nil {
+		t.Fatal(err)
+	}
+	// t1 commits first: its row, the higher id, is published...
+	if err := t1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.wait(t, 1)
+	checkChanges(t, got, []live.Change{task(live.OpInsert, "1", nil, m("list_id", "14"))})
+	// ...and t2's lower id is not lost when it commits after.
+	if err := t2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got = rec.wait(t, 2)
+	checkChanges(t, got, []live.Change{
+		task(live.OpInsert, "1", nil, m("list_id", "14")),
+		task(live.OpInsert, "2", nil, m("list_id", "14")),
+	})
+	// A long-open transaction does not hold the others back.
+	long, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Rollback()
+	if _, err := long.Exec(`INSERT INTO tasks (id, list_id) VALUES (10, 14)`); err != nil {
+		t.Fatal(err)
+	}
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (11, 14)`)
+	rec.waitFor(t, "todolist.Task", "11")
+}
+
+// TestRestart stops the reader, commits 100 writes, and starts another:
+// all 100 are published, in order, none twice.
+func TestRestart(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		rec := newRecorder()
+		_, stop := startReader(t, d, Config{Publisher: rec})
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+		rec.wait(t, 1)
+		stop()
+		for i := 2; i <= 101; i++ {
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, ?)`, i, 14+i%2)
+		}
+		startReader(t, d, Config{Publisher: rec, BatchSize: 30})
+		got := rec.wait(t, 101)
+		want := []live.Change{task(live.OpInsert, "1", nil, m("list_id", "14"))}
+		for i := 2; i <= 101; i++ {
+			want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", strconv.Itoa(14+i%2))))
+		}
+		// A write after the catch-up proves nothing more was coming.
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (102, 14)`)
+		got = rec.waitFor(t, "todolist.Task", "102")
+		checkChanges(t, got, append(want, task(live.OpInsert, "102", nil, m("list_id", "14"))))
+	})
+}
+
+// TestPublishFailure: a failing Publisher delays changes, loses none and
+// repeats none.
+func TestPublishFailure(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		rec := newRecorder()
+		rec.fail = 2
+		startReader(t, d, Config{Publisher: rec, Lease: 200 * time.Millisecond})
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (2, 15)`)
+		got := rec.waitFor(t, "todolist.Task", "2")
+		checkChanges(t, got, []live.Change{
+			task(live.OpInsert, "1", nil, m("list_id", "14")),
+			task(live.OpInsert, "2", nil, m("list_id", "15")),
+		})
+	})
+}
+
+// TestInstall: Install is idempotent, replaces triggers whose fields
+// changed, and Remove stops the capture of a table.
+func TestInstall(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks, lists)
+		d.install(t, tasks, lists)
+		rec := newRecorder()
+		startReader(t, d, Config{Publisher: rec})
+		d.exec(t, `INSERT INTO tasks (id, list_id, title) VALUES (1, 14, 'a')`)
+
+		wider := tasks
+		wider.Fields = []string{"list_id", "title", "done"}
+		d.install(t, wider)
+		d.exec(t, `UPDATE tasks SET title = 'b', done = true WHERE id = 1`)
+
+		if err := Remove(context.Background(), d.db, d.dialect, "tasks"); err != nil {
+			t.Fatal(err)
+		}
+		if err := Remove(context.Background(), d.db, d.dialect, "tasks"); err != nil {
+			t.Fatal(err)
+		}
+		d.exec(t, `UPDATE tasks SET title = 'c' WHERE id = 1`)
+		d.exec(t, `INSERT INTO lists (id) VALUES (1)`)
+
+		// SQLite has no boolean type: booleans are stored, and reported,
+		// as 0 and 1.
+		undone, done := "false", "true"
+		if d.dialect == SQLite {
+			undone, done = "0", "1"
+		}
+		got := rec.waitFor(t, "todolist.List", "1")
+		checkChanges(t, got, []live.Change{
+			task(live.OpInsert, "1", nil, m("list_id", "14")),
+			task(live.OpUpdate, "1", m("list_id", "14", "title", "a", "done", undone), m("list_id", "14", "title", "b", "done", done)),
+			{Model: "todolist.List", PK: "1", Op: live.OpInsert, New: m()},
+		})
+	})
+}
+
+func TestInstallRejects(t *testing.T) {
+	d := openSQLite(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		d    Dialect
+		t    Table
+	}{
+		{"dialect", "mysql", tasks},
+		{"no model", SQLite, Table{Table: "tasks", PK: "id"}},
+		{"quote in table", SQLite, Table{Model: "a.B", Table: `tasks"`, PK: "id"}},
+		{"quote in field", SQLite, Table{Model: "a.B", Table: "tasks", PK: "id", Fields: []string{`x"y`}}},
+		{"no such table", SQLite, Table{Model: "a.B", Table: "nope", PK: "id"}},
+	} {
+		if err := Install(ctx, d.db, tt.d, tt.t); err == nil {
+			t.Errorf("%s: Install succeeded", tt.name)
+		}
+	}
+	// A failed Install changed nothing.
+	var n int
+	if err := d.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'restlive%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d restlive objects after failed installs", n)
+	}
+}
+
+func TestRunWithoutInstall(t *testing.T) {
+	d := openSQLite(t)
+	r, err := NewReader(d.db, SQLite, Config{Publisher: newRecorder()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); err == nil {
+		t.Fatal("Run succeeded without an outbox")
+	}
+}
+
+// TestOneReader runs two readers on one database: only one publishes;
+// when it stops the other takes over, and no change is lost or repeated.
+func TestOneReader(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		rec := newRecorder()
+		cfg := Config{Publisher: rec, Lease: 500 * time.Millisecond}
+		_, stop1 := startReader(t, d, cfg)
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+		rec.wait(t, 1)
+		startReader(t, d, cfg)
+		for i := 2; i <= 20; i++ {
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+			if i == 10 {
+				stop1()
+			}
+		}
+		got := rec.waitFor(t, "todolist.Task", "20")
+		var want []live.Change
+		for i := 1; i <= 20; i++ {
+			want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
+		}
+		checkChanges(t, got, want)
+	})
+}
+
+// TestLeaseFencing: on SQLite a reader whose lease was taken over cannot
+// move the cursor.
+func TestLeaseFencing(t *testing.T) {
+	d := openSQLite(t)
+	d.install(t)
+	ctx := context.Background()
+	cfg := Config{Lease: time.Minute}
+	cfg.setDefaults(SQLite)
+	a := &sqliteBackend{db: d.db, cfg: &cfg, owner: "a"}
+	b := &sqliteBackend{db: d.db, cfg: &cfg, owner: "b"}
+	sa, err := a.lead(ctx)
+	if err != nil || sa == nil {
+		t.Fatalf("a.lead: %v, %v", sa, err)
+	}
+	if sb, err := b.lead(ctx); err != nil || sb != nil {
+		t.Fatalf("b.lead while a holds the lease: %v, %v", sb, err)
+	}
+	// The lease expires (a paused too long): b takes over.
+	d.exec(t, `UPDATE restlive_cursor SET lease_until = 0`)
+	sb, err := b.lead(ctx)
+	if err != nil || sb == nil {
+		t.Fatalf("b.lead after expiry: %v, %v", sb, err)
+	}
+	if err := sa.commit(ctx, 5); err != errLostLead {
+		t.Errorf("a.commit after losing the lease: %v", err)
+	}
+	if err := sb.commit(ctx, 5); err != nil {
+		t.Errorf("b.commit: %v", err)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		ctx := context.Background()
+		count := func() (n int) {
+			t.Helper()
+			if err := d.db.QueryRow(`SELECT count(*) FROM restlive_outbox`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for i := 1; i <= 50; i++ {
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+		}
+		cfg := Config{Publisher: newRecorder()}
+		cfg.setDefaults(d.dialect)
+		var be backend = &sqliteBackend{db: d.db, cfg: &cfg, owner: "test"}
+		if d.dialect == Postgres {
+			be = &postgresBackend{db: d.db, cfg: &cfg}
+		}
+		s, err := be.lead(ctx)
+		if err != nil || s == nil {
+			t.Fatalf("lead: %v, %v", s, err)
+		}
+		defer s.close()
+		// Read all 50, publish the first 30.
+		rows, err := s.next(ctx, 100)
+		if err != nil || len(rows) != 50 {
+			t.Fatalf("next: %d rows, %v", len(rows), err)
+		}
+		if err := s.commit(ctx, rows[29].seq); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing is old or beyond 1,000 rows.
+		if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 0 {
+			t.Fatalf("prune: %d, %v", n, err)
+		}
+		// Keep 25 rows: the oldest 25 go.
+		if n, err := s.prune(ctx, time.Hour, 25); err != nil || n != 25 {
+			t.Fatalf("prune to 25 rows: %d, %v", n, err)
+		}
+		// Everything is old: the other 5 published go, never the 20
+		// unpublished, whatever the settings.
+		old := `UPDATE restlive_outbox SET created_at = unixepoch() - 7200`
+		if d.dialect == Postgres {
+			old = `UPDATE restlive_outbox SET created_at = now() - interval '2 hours'`
+		}
+		d.exec(t, old)
+		if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 5 {
+			t.Fatalf("prune by age: %d, %v", n, err)
+		}
+		if n, err := s.prune(ctx, time.Nanosecond, 1); err != nil || n != 0 {
+			t.Fatalf("prune of unpublished rows: %d, %v", n, err)
+		}
+		if n := count(); n != 20 {
+			t.Fatalf("%d rows left, want the 20 unpublished", n)
+		}
+	})
+}
+
+func TestDecodeFields(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want map[string]string
+	}{
+		{`{"list_id": 14}`, m("list_id", "14")},
+		{`{"a": 2.0, "b": 2.5, "c": "x", "d": true, "e": null}`, m("a", "2", "b", "2.5", "c", "x", "d", "true")},
+		{`{"big": 9007199254740993}`, m("big", "9007199254740993")},
+		{`{}`, m()},
+	} {
+		got, err := decodeFields([]byte(tt.in))
+		if err != nil || !maps.Equal(got, tt.want) {
+			t.Errorf("decodeFields(%s) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	if got, err := decodeFields(nil); got != nil || err != nil {
+		t.Errorf("decodeFields(nil) = %v, %v", got, err)
+	}
+	if _, err := decodeFields([]byte(`{"a": [1]}`)); err == nil {
+		t.Error("decodeFields accepted an array")
+	}
+}

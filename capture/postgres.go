@@ -1,0 +1,304 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// On PostgreSQL an identity or sequence value is taken when a row is
+// inserted, not when its transaction commits: a transaction holding id 10
+// can commit after one holding id 11 was read, and a reader of id > cursor
+// would skip 10 forever. Filtering on the snapshot's xmin does not fix it
+// either, since transaction ids are not taken in id order (a transaction
+// that wrote elsewhere first has an older xid but may take a newer id).
+//
+// So the trigger leaves seq empty and records only id, the insertion
+// order; the one reader gives seq, in id order, to the rows that are
+// committed (visible) and still have none, and publishes in seq order. A
+// row is given a seq once, when it first becomes visible, so seq is
+// increasing in commit order and without gaps, and no row is skipped
+// however long its transaction runs. For two writes to one row, the
+// second waits for the first's commit before its trigger takes an id, so
+// their order is kept even within one batch.
+var postgresSchema = []string{
+	`CREATE TABLE IF NOT EXISTS restlive_outbox (
+		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		seq bigint,
+		created_at timestamptz NOT NULL DEFAULT now(),
+		model text NOT NULL,
+		pk text NOT NULL,
+		op text NOT NULL,
+		old jsonb,
+		new jsonb
+	)`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS restlive_outbox_seq ON restlive_outbox (seq)`,
+	`CREATE INDEX IF NOT EXISTS restlive_outbox_unsequenced ON restlive_outbox (id) WHERE seq IS NULL`,
+	// sequenced is the last seq given to an outbox row, published the last
+	// one published: rows between them were sequenced but not yet
+	// published when a reader stopped, and are published first, with the
+	// same seq, by the next one.
+	`CREATE TABLE IF NOT EXISTS restlive_cursor (
+		name text PRIMARY KEY,
+		sequenced bigint NOT NULL DEFAULT 0,
+		published bigint NOT NULL DEFAULT 0
+	)`,
+	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
+}
+
+// Advisory lock keys: one held by the outbox reader for as long as it
+// reads, one taken by Install for its transaction.
+const (
+	readerLockKey  int64 = 0x7265_7374_6c69_7601 // "restliv" 1
+	installLockKey int64 = 0x7265_7374_6c69_7602
+)
+
+// notifyChannel is the channel the triggers NOTIFY, delivered at commit.
+const notifyChannel = "restlive_outbox"
+
+func postgresTrigger(t Table) []string {
+	fn := quoteIdent(objectName("restlive_capture_", t.Table))
+	pk, model := quoteIdent(t.PK), quoteLiteral(t.Model)
+	// jsonb_build_object keeps the column's type: 14 stays a JSON number,
+	// which the reader turns into "14" with live.Canonical.
+	fields := func(row string) string {
+		var args []string
+		for _, f := range t.Fields {
+			args = append(args, quoteLiteral(f), row+"."+quoteIdent(f))
+		}
+		return "jsonb_build_object(" + strings.Join(args, ", ") + ")"
+	}
+	values := func(row, op, old, new string) string {
+		return fmt.Sprintf("(%s, %s.%s::text, '%s', %s, %s)", model, row, pk, op, old, new)
+	}
+	const insert = "INSERT INTO restlive_outbox (model, pk, op, old, new) VALUES "
+	body := fmt.Sprintf(`
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		%s%s;
+	ELSIF TG_OP = 'DELETE' THEN
+		%s%s;
+	ELSIF OLD.%s IS DISTINCT FROM NEW.%s THEN
+		%s%s, %s;
+	ELSE
+		%s%s;
+	END IF;
+	PERFORM pg_notify('%s', '');
+	RETURN NULL;
+END`,
+		insert, values("NEW", "I", "NULL", fields("NEW")),
+		insert, values("OLD", "D", fields("OLD"), "NULL"),
+		pk, pk, insert, values("OLD", "D", fields("OLD"), "NULL"), values("NEW", "I", "NULL", fields("NEW")),
+		insert, values("NEW", "U", fields("OLD"), fields("NEW")),
+		notifyChannel)
+	return []string{
+		fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $restlive$%s$restlive$", fn, body),
+		fmt.Sprintf("CREATE OR REPLACE TRIGGER restlive_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+			quoteIdent(t.Table), fn),
+	}
+}
+
+func postgresDropTrigger(table string) []string {
+	return []string{
+		"DROP TRIGGER IF EXISTS restlive_capture ON " + quoteIdent(table),
+		"DROP FUNCTION IF EXISTS " + quoteIdent(objectName("restlive_capture_", table)) + "()",
+	}
+}
+
+// postgresBackend elects the reader with a session advisory lock held on
+// a dedicated connection, which also LISTENs and runs every query of the
+// reader: if that session dies, the lock goes with it and so does the
+// reader's ability to move the cursor, so two processes never both read.
+type postgresBackend struct {
+	db     *sql.DB
+	cfg    *Config
+	warned sync.Once
+}
+
+func (b *postgresBackend) standby() time.Duration { return b.cfg.Lease / 5 }
+
+func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("capture: connect: %w", err)
+	}
+	s := &postgresSession{b: b, conn: conn}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", readerLockKey).Scan(&got); err != nil {
+		return nil, fmt.Errorf("capture: lock outbox: %w", err)
+	}
+	if !got {
+		b.cfg.Logger.InfoContext(ctx, "capture: another process reads the outbox; standing by")
+		// Blocks until the holder's session ends, so the takeover is
+		// immediate. Cancelling ctx breaks the connection, which close
+		// then discards.
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", readerLockKey); err != nil {
+			return nil, fmt.Errorf("capture: lock outbox: %w", err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "LISTEN "+notifyChannel); err != nil {
+		return nil, fmt.Errorf("capture: listen: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT sequenced, published FROM restlive_cursor WHERE name = 'default'").
+		Scan(&s.sequenced, &s.published); err != nil {
+		return nil, fmt.Errorf("capture: read cursor: %w", err)
+	}
+	return s, nil
+}
+
+type postgresSession struct {
+	b                    *postgresBackend
+	conn                 *sql.Conn
+	sequenced, published int64
+}
+
+func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
+	if s.published < s.sequenced {
+		// Left over by a reader that stopped between sequencing and
+		// publishing: publish them again, with the seq they were given.
+		rows, err := s.conn.QueryContext(ctx,
+			`SELECT seq, model, pk, op, old, new FROM restlive_outbox
+			 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+			s.published, s.sequenced, limit)
+		if err != nil {
+			return nil, fmt.Errorf("capture: read outbox: %w", err)
+		}
+		return scanRows(rows)
+	}
+	// One statement, so one transaction: sequence the oldest visible rows
+	// and move the cursor's sequenced mark with them.
+	rows, err := s.conn.QueryContext(ctx, `
+		WITH c AS (SELECT sequenced FROM restlive_cursor WHERE name = 'default'),
+		b AS (
+			SELECT o.id, c.sequenced + row_number() OVER (ORDER BY o.id) AS seq
+			FROM (SELECT id FROM restlive_outbox WHERE seq IS NULL ORDER BY id LIMIT $1) o, c
+		),
+		u AS (
+			UPDATE restlive_outbox o SET seq = b.seq FROM b WHERE o.id = b.id
+			RETURNING o.seq, o.model, o.pk, o.op, o.old, o.new
+		),
+		k AS (
+			UPDATE restlive_cursor SET sequenced = sequenced + (SELECT count(*) FROM b)
+			WHERE name = 'default' AND EXISTS (SELECT FROM b)
+		)
+		SELECT seq, model, pk, op, old, new FROM u ORDER BY seq`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("capture: sequence outbox: %w", err)
+	}
+	got, err := scanRows(rows)
+	if err == nil && len(got) > 0 {
+		s.sequenced = int64(got[len(got)-1].seq)
+	}
+	return got, err
+}
+
+func (s *postgresSession) valid() bool { return true }
+
+func (s *postgresSession) commit(ctx context.Context, seq uint64) error {
+	if _, err := s.conn.ExecContext(ctx,
+		`UPDATE restlive_cursor SET published = $1 WHERE name = 'default'`, int64(seq)); err != nil {
+		return fmt.Errorf("capture: write cursor: %w", err)
+	}
+	s.published = int64(seq)
+	return nil
+}
+
+// renew has nothing to do: the lock lasts as long as the session, and
+// every query runs on it.
+func (s *postgresSession) renew(context.Context) error { return nil }
+
+// wait returns when a NOTIFY arrives, d passes, or the reader is nudged.
+func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// WaitForNotification cannot select on nudged: a nudge cancels its
+	// context instead. The goroutine ends before wait returns.
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		select {
+		case <-nudged:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := s.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			s.b.warned.Do(func() {
+				s.b.cfg.Logger.Warn("capture: LISTEN needs the pgx driver (github.com/jackc/pgx/v5/stdlib); polling instead",
+					"driver", fmt.Sprintf("%T", dc), "interval", d)
+			})
+			<-wctx.Done()
+			return nil
+		}
+		pc := c.Conn()
+		_, err := pc.WaitForNotification(wctx)
+		if err != nil && wctx.Err() != nil && !pc.IsClosed() {
+			// A timeout or a nudge: pgx keeps the connection usable.
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		// One wake-up is enough for every notification already received.
+		drained, stop := context.WithCancel(ctx)
+		stop()
+		for {
+			if _, err := pc.WaitForNotification(drained); err != nil {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("capture: wait for notification: %w", err)
+	}
+	return ctx.Err()
+}
+
+func (s *postgresSession) prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error) {
+	// Rows are in seq order and roughly in created_at order: the first row
+	// young enough to keep bounds what age allows to delete, found by
+	// walking the old rows only.
+	cut := s.published
+	var young int64
+	err := s.conn.QueryRowContext(ctx,
+		`SELECT seq FROM restlive_outbox WHERE seq <= $1 AND created_at >= now() - $2 * interval '1 microsecond'
+		 ORDER BY seq LIMIT 1`,
+		s.published, retention.Microseconds()).Scan(&young)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	default:
+		cut = max(young-1, s.sequenced-maxRows)
+	}
+	cut = min(cut, s.published) // never a row not yet published
+	return deleteUpTo(ctx, s.conn, `DELETE FROM restlive_outbox WHERE id IN
+		(SELECT id FROM restlive_outbox WHERE seq <= $1 ORDER BY seq LIMIT 10000)`, cut)
+}
+
+// close ends the session: the connection is discarded rather than
+// returned to the pool, so its advisory lock and LISTEN end with it and
+// a standby takes over at once.
+func (s *postgresSession) close() {
+	_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = s.conn.Close()
+}

@@ -1,0 +1,371 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/restlive/restlive/live"
+)
+
+// Config configures a Reader. Its zero value, with Publisher set, is
+// ready to use.
+type Config struct {
+	// Publisher receives the committed changes, in commit order. Usually
+	// the application's live.Layer. Required.
+	Publisher live.Publisher
+	// PollInterval is how long the reader waits for new rows before
+	// looking anyway. Defaults to 5ms on SQLite, whose reader is woken
+	// only by polls and Nudge, and to 1s on PostgreSQL, where the
+	// triggers' NOTIFY wakes it and the poll is a safety net.
+	PollInterval time.Duration
+	// BatchSize is the most changes published in one call. Defaults to
+	// 1000.
+	BatchSize int
+	// Retention is how long published outbox rows are kept (for clients
+	// that resume from a seq). Defaults to 24 hours.
+	Retention time.Duration
+	// MaxRows is how many outbox rows are kept at most, whatever their
+	// age. Rows not yet published are never deleted. Defaults to
+	// 1,000,000.
+	MaxRows int64
+	// PruneInterval is how often old outbox rows are deleted. Defaults to
+	// 1 minute.
+	PruneInterval time.Duration
+	// Lease bounds how long the outbox goes unread when the process
+	// reading it dies: on SQLite it is how long the reader's lease lasts
+	// unless renewed (it renews it every third of it); on PostgreSQL,
+	// where the lock ends with the reader's connection, only how often a
+	// standby retries after an error. A standby checks every fifth of it.
+	// Defaults to 5s.
+	Lease time.Duration
+	// Logger receives the reader's events. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults(d Dialect) {
+	if c.PollInterval <= 0 {
+		c.PollInterval = 5 * time.Millisecond
+		if d == Postgres {
+			c.PollInterval = time.Second
+		}
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.Retention <= 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.MaxRows <= 0 {
+		c.MaxRows = 1_000_000
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = time.Minute
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// A Reader publishes the changes the triggers record in the outbox, in
+// commit order, after they commit. Among all the processes that run a
+// Reader on one database, one at a time reads the outbox; the others
+// stand by and one of them takes over when it stops or dies.
+//
+// Delivery is exactly once in the normal path: the reader persists the
+// last published seq after each publish and resumes after it. If a process
+// dies after Publish returns and before the cursor is written (a window of
+// one database round trip), the next reader publishes that batch again,
+// with the same Seq values (on PostgreSQL seq is given before publishing;
+// on SQLite it is the rowid), so a consumer that must never see a
+// duplicate can drop changes whose Seq it has seen.
+//
+// Run and Nudge may be called concurrently; Run once at a time.
+type Reader struct {
+	db      *sql.DB
+	dialect Dialect
+	cfg     Config
+	backend backend
+	nudged  chan struct{}
+}
+
+// NewReader returns a reader of the outbox Install created in db.
+func NewReader(db *sql.DB, d Dialect, cfg Config) (*Reader, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, errors.New("capture: NewReader: db is nil")
+	}
+	if cfg.Publisher == nil {
+		return nil, errors.New("capture: NewReader: Config.Publisher is required")
+	}
+	cfg.setDefaults(d)
+	r := &Reader{db: db, dialect: d, cfg: cfg, nudged: make(chan struct{}, 1)}
+	switch d {
+	case SQLite:
+		r.backend = &sqliteBackend{db: db, cfg: &r.cfg, owner: ownerID()}
+	case Postgres:
+		r.backend = &postgresBackend{db: db, cfg: &r.cfg}
+	}
+	return r, nil
+}
+
+// ownerID names this reader in the SQLite lease: unique, and readable by
+// an operator looking at the cursor table.
+func ownerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Nudge wakes the reader to look for new rows now rather than at its next
+// poll. Call it after committing writes through this process (SQLite has
+// no NOTIFY); it never blocks.
+func (r *Reader) Nudge() {
+	select {
+	case r.nudged <- struct{}{}:
+	default:
+	}
+}
+
+// Run reads the outbox until ctx is cancelled, then returns nil. It
+// returns an error at once if the outbox is not installed; later errors
+// (a lost connection, a failing Publisher) are logged and retried with
+// backoff, keeping unpublished changes for the next attempt.
+func (r *Reader) Run(ctx context.Context) error {
+	if err := r.db.QueryRowContext(ctx, "SELECT 1 FROM restlive_cursor WHERE name = 'default'").Scan(new(int)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("capture: outbox not installed (call capture.Install first): %w", err)
+	}
+	log := r.cfg.Logger
+	backoff := newBackoff(r.cfg.Lease)
+	standingBy := false
+	for ctx.Err() == nil {
+		s, err := r.backend.lead(ctx)
+		if ctx.Err() != nil {
+			if s != nil {
+				s.close()
+			}
+			break
+		}
+		if err != nil {
+			log.WarnContext(ctx, "capture: cannot become the outbox reader", "err", err)
+			sleep(ctx, backoff.next())
+			continue
+		}
+		if s == nil {
+			if !standingBy {
+				log.InfoContext(ctx, "capture: another process reads the outbox; standing by")
+				standingBy = true
+			}
+			sleep(ctx, r.backend.standby())
+			continue
+		}
+		standingBy = false
+		log.InfoContext(ctx, "capture: reading the outbox", "dialect", string(r.dialect))
+		err = r.serve(ctx, s, backoff)
+		s.close()
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, errLostLead) {
+			log.WarnContext(ctx, "capture: lost the outbox lease to another process")
+			continue
+		}
+		log.WarnContext(ctx, "capture: outbox reader failed; retrying", "err", err)
+		sleep(ctx, backoff.next())
+	}
+	log.Info("capture: stopped reading the outbox")
+	return nil
+}
+
+// serve reads and publishes until ctx is cancelled or something fails.
+func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) error {
+	nextPrune := time.Now()
+	for {
+		if err := s.renew(ctx); err != nil {
+			return err
+		}
+		for {
+			rows, err := s.next(ctx, r.cfg.BatchSize)
+			if err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				break
+			}
+			if !s.valid() {
+				return errLostLead
+			}
+			if err := r.cfg.Publisher.Publish(ctx, r.changes(rows)); err != nil {
+				return fmt.Errorf("capture: publish: %w", err)
+			}
+			// Once published, the cursor must move even if the reader is
+			// being stopped, or the next one would publish again.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err = s.commit(cctx, rows[len(rows)-1].seq)
+			cancel()
+			if err != nil {
+				return err
+			}
+			backoff.reset()
+			if len(rows) < r.cfg.BatchSize {
+				break
+			}
+		}
+		if now := time.Now(); now.After(nextPrune) {
+			nextPrune = now.Add(r.cfg.PruneInterval)
+			n, err := s.prune(ctx, r.cfg.Retention, r.cfg.MaxRows)
+			if err != nil && ctx.Err() == nil {
+				r.cfg.Logger.WarnContext(ctx, "capture: prune outbox", "err", err)
+			} else if n > 0 {
+				r.cfg.Logger.DebugContext(ctx, "capture: pruned outbox", "rows", n)
+			}
+		}
+		if err := s.wait(ctx, r.cfg.PollInterval, r.nudged); err != nil {
+			return err
+		}
+	}
+}
+
+// changes converts outbox rows. A row whose values cannot be decoded
+// (written by hand, not by a trigger) is still published, with Old and
+// New unknown, which makes the hub re-check every scope holding the row.
+func (r *Reader) changes(rows []row) []live.Change {
+	out := make([]live.Change, len(rows))
+	for i, w := range rows {
+		c := live.Change{Seq: w.seq, Model: w.model, PK: w.pk, Op: live.Op(w.op[0])}
+		var err error
+		if c.Old, err = decodeFields(w.old); err == nil {
+			c.New, err = decodeFields(w.new)
+		}
+		if err != nil {
+			r.cfg.Logger.Error("capture: bad outbox row", "seq", w.seq, "err", err)
+			c.Old, c.New = nil, nil
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// decodeFields turns a trigger's JSON object into canonical strings; a
+// NULL column is left out, since no group has a null value.
+func decodeFields(b []byte) (map[string]string, error) {
+	if b == nil {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v == nil {
+			continue
+		}
+		s, err := live.Canonical(v)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// A row is one outbox row.
+type row struct {
+	seq           uint64
+	model, pk, op string
+	old, new      []byte
+}
+
+func scanRows(rows *sql.Rows) ([]row, error) {
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		var w row
+		var seq int64
+		if err := rows.Scan(&seq, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
+			return nil, fmt.Errorf("capture: read outbox: %w", err)
+		}
+		if w.op == "" {
+			return nil, fmt.Errorf("capture: read outbox: row %d has no op", seq)
+		}
+		w.seq = uint64(seq)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("capture: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// errLostLead reports that another process became the reader.
+var errLostLead = errors.New("capture: lost the outbox lease")
+
+// A backend elects the reader and opens its session.
+type backend interface {
+	// lead makes this process the reader and returns its session, or nil
+	// without an error if another process is the reader.
+	lead(ctx context.Context) (session, error)
+	// standby is how long to wait before trying lead again.
+	standby() time.Duration
+}
+
+// A session is one spell as the reader.
+type session interface {
+	// next returns the next committed rows after the cursor, in seq order.
+	next(ctx context.Context, limit int) ([]row, error)
+	// valid reports whether this process is still certainly the reader.
+	valid() bool
+	// commit records seq as the last published.
+	commit(ctx context.Context, seq uint64) error
+	// renew keeps the lead, returning errLostLead if it was lost.
+	renew(ctx context.Context) error
+	// wait returns when new rows may be there: after d, on nudged, or
+	// sooner if the database says so.
+	wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error
+	// prune deletes published rows older than retention or beyond
+	// maxRows.
+	prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error)
+	// close ends the session, giving up the lead.
+	close()
+}
+
+// backoff doubles from 50ms up to a limit.
+type backoff struct{ cur, limit time.Duration }
+
+func newBackoff(limit time.Duration) *backoff { return &backoff{limit: limit} }
+
+func (b *backoff) next() time.Duration {
+	b.cur = min(max(2*b.cur, 50*time.Millisecond), b.limit)
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,237 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// On SQLite the outbox's seq is the rowid. Writers are serialized by the
+// database, so rowids are handed out in commit order and a reader that
+// sees seq n has seen every committed seq below it: reading seq > cursor
+// is sound. AUTOINCREMENT keeps a seq from being reused once pruning has
+// deleted the highest rows, which would hide the reused ones below the
+// cursor.
+var sqliteSchema = []string{
+	`CREATE TABLE IF NOT EXISTS restlive_outbox (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+		model TEXT NOT NULL,
+		pk TEXT NOT NULL,
+		op TEXT NOT NULL,
+		old TEXT,
+		new TEXT
+	)`,
+	// The cursor row also holds the reader's lease: the process named by
+	// owner reads the outbox until lease_until (Unix milliseconds).
+	`CREATE TABLE IF NOT EXISTS restlive_cursor (
+		name TEXT PRIMARY KEY,
+		published INTEGER NOT NULL DEFAULT 0,
+		owner TEXT NOT NULL DEFAULT '',
+		lease_until INTEGER NOT NULL DEFAULT 0
+	)`,
+	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
+}
+
+// sqliteTriggerSuffixes name a table's triggers: insert, update, update
+// of the primary key (reported as a delete and an insert, since a change
+// has one pk), delete.
+var sqliteTriggerSuffixes = []string{"_i", "_u", "_k", "_d"}
+
+func sqliteDropTriggers(table string) []string {
+	var stmts []string
+	for _, s := range sqliteTriggerSuffixes {
+		stmts = append(stmts, "DROP TRIGGER IF EXISTS "+quoteIdent(objectName("restlive_", table)+s))
+	}
+	return stmts
+}
+
+func sqliteTriggers(t Table) []string {
+	name := func(suffix string) string { return quoteIdent(objectName("restlive_", t.Table) + suffix) }
+	table, pk, model := quoteIdent(t.Table), quoteIdent(t.PK), quoteLiteral(t.Model)
+	// json_object keeps SQLite's type: 14 stays a JSON number, which the
+	// reader turns into "14" with live.Canonical.
+	fields := func(row string) string {
+		var args []string
+		for _, f := range t.Fields {
+			args = append(args, quoteLiteral(f), row+"."+quoteIdent(f))
+		}
+		return "json_object(" + strings.Join(args, ", ") + ")"
+	}
+	insert := func(row, op, old, new string) string {
+		return fmt.Sprintf("INSERT INTO restlive_outbox (model, pk, op, old, new) VALUES (%s, CAST(%s.%s AS TEXT), '%s', %s, %s);",
+			model, row, pk, op, old, new)
+	}
+	return []string{
+		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s BEGIN %s END",
+			name("_i"), table, insert("NEW", "I", "NULL", fields("NEW"))),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN OLD.%s IS NEW.%s BEGIN %s END",
+			name("_u"), table, pk, pk, insert("NEW", "U", fields("OLD"), fields("NEW"))),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN OLD.%s IS NOT NEW.%s BEGIN %s %s END",
+			name("_k"), table, pk, pk, insert("OLD", "D", fields("OLD"), "NULL"), insert("NEW", "I", "NULL", fields("NEW"))),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s BEGIN %s END",
+			name("_d"), table, insert("OLD", "D", fields("OLD"), "NULL")),
+	}
+}
+
+// sqliteBackend elects the reader with a lease in the cursor row: a
+// process owns the outbox while lease_until is in the future, renews it
+// as it works, and every write of the cursor checks that it still owns it,
+// so a process that lost its lease (paused past its expiry) cannot move
+// the cursor of the one that took over.
+type sqliteBackend struct {
+	db    *sql.DB
+	cfg   *Config
+	owner string
+}
+
+func (b *sqliteBackend) lead(ctx context.Context) (session, error) {
+	now := time.Now()
+	res, err := b.db.ExecContext(ctx,
+		`UPDATE restlive_cursor SET owner = ?, lease_until = ?
+		 WHERE name = 'default' AND (owner = ? OR lease_until < ?)`,
+		b.owner, now.Add(b.cfg.Lease).UnixMilli(), b.owner, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("capture: take lease: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return nil, err // another process holds the lease
+	}
+	s := &sqliteSession{b: b, leaseUntil: now.Add(b.cfg.Lease)}
+	if err := b.db.QueryRowContext(ctx, `SELECT published FROM restlive_cursor WHERE name = 'default'`).Scan(&s.published); err != nil {
+		s.close()
+		return nil, fmt.Errorf("capture: read cursor: %w", err)
+	}
+	return s, nil
+}
+
+func (b *sqliteBackend) standby() time.Duration { return b.cfg.Lease / 5 }
+
+type sqliteSession struct {
+	b          *sqliteBackend
+	published  int64
+	leaseUntil time.Time
+}
+
+func (s *sqliteSession) next(ctx context.Context, limit int) ([]row, error) {
+	rows, err := s.b.db.QueryContext(ctx,
+		`SELECT seq, model, pk, op, old, new FROM restlive_outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
+		s.published, limit)
+	if err != nil {
+		return nil, fmt.Errorf("capture: read outbox: %w", err)
+	}
+	return scanRows(rows)
+}
+
+// valid reports whether the lease is certainly still ours: a margin of a
+// quarter of the lease covers the time publishing takes.
+func (s *sqliteSession) valid() bool {
+	return time.Until(s.leaseUntil) > s.b.cfg.Lease/4
+}
+
+func (s *sqliteSession) commit(ctx context.Context, seq uint64) error {
+	until := time.Now().Add(s.b.cfg.Lease)
+	res, err := s.b.db.ExecContext(ctx,
+		`UPDATE restlive_cursor SET published = ?, lease_until = ? WHERE name = 'default' AND owner = ?`,
+		int64(seq), until.UnixMilli(), s.b.owner)
+	if err != nil {
+		return fmt.Errorf("capture: write cursor: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errLostLead
+	}
+	s.published, s.leaseUntil = int64(seq), until
+	return nil
+}
+
+func (s *sqliteSession) renew(ctx context.Context) error {
+	if time.Until(s.leaseUntil) > s.b.cfg.Lease*2/3 {
+		return nil
+	}
+	until := time.Now().Add(s.b.cfg.Lease)
+	res, err := s.b.db.ExecContext(ctx,
+		`UPDATE restlive_cursor SET lease_until = ? WHERE name = 'default' AND owner = ?`,
+		until.UnixMilli(), s.b.owner)
+	if err != nil {
+		return fmt.Errorf("capture: renew lease: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errLostLead
+	}
+	s.leaseUntil = until
+	return nil
+}
+
+func (s *sqliteSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-nudged:
+	case <-t.C:
+	}
+	return nil
+}
+
+func (s *sqliteSession) prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error) {
+	// Rows are in seq order and roughly in created_at order: the first row
+	// young enough to keep bounds what age allows to delete, found by
+	// walking the old rows only.
+	var latest int64
+	if err := s.b.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM restlive_outbox`).Scan(&latest); err != nil {
+		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	}
+	cut := s.published
+	var young int64
+	err := s.b.db.QueryRowContext(ctx,
+		`SELECT seq FROM restlive_outbox WHERE seq <= ? AND created_at >= ? ORDER BY seq LIMIT 1`,
+		s.published, time.Now().Add(-retention).Unix()).Scan(&young)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	default:
+		cut = max(young-1, latest-maxRows)
+	}
+	cut = min(cut, s.published) // never a row not yet published
+	return deleteUpTo(ctx, s.b.db, `DELETE FROM restlive_outbox WHERE seq IN
+		(SELECT seq FROM restlive_outbox WHERE seq <= ? ORDER BY seq LIMIT 10000)`, cut)
+}
+
+// close gives the lease up, so a standby takes over at once instead of
+// when the lease expires.
+func (s *sqliteSession) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = s.b.db.ExecContext(ctx,
+		`UPDATE restlive_cursor SET lease_until = 0 WHERE name = 'default' AND owner = ?`, s.b.owner)
+}
+
+// deleteUpTo deletes in chunks of 10,000 rows, so that pruning never
+// holds the write lock (SQLite) or a long transaction (PostgreSQL) for
+// long.
+func deleteUpTo(ctx context.Context, db execer, query string, cut int64) (int64, error) {
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, query, cut)
+		if err != nil {
+			return total, fmt.Errorf("capture: prune outbox: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("capture: prune outbox: %w", err)
+		}
+		total += n
+		if n < 10000 {
+			return total, nil
+		}
+	}
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
