@@ -52,4 +52,25 @@ type View[M any] struct {
 	// change. Defaults to req.UserID; set it when the view reads headers,
 	// cookies or the session.
 	Vary func(req *live.Request) string
+
+	// The fields below serve the write actions of package rest ("create",
+	// "update", "partial_update"); the real-time side never reads them.
+
+	// Decode reads the JSON body of a write request into m: a zero M for
+	// "create"; the stored instance for "update" and "partial_update", so
+	// that the fields the body leaves out keep their values (an "update"
+	// that must name every field checks that here). Return FieldErrors to
+	// answer 400 with them, or an *live.Error to answer its code. Whatever
+	// Decode does, an update cannot change the primary key. Defaults to
+	// DecodeJSON(body, m), with the primary key ignored on "create"; every
+	// other field of M is then writable by the client, so a model with
+	// fields only the server may set (an owner) needs its own Decode.
+	Decode func(req *live.Request, body []byte, m *M) error
+	// Validate checks m once Decode has filled it, before it is saved, and
+	// sets the fields the server decides rather than the client: the owner
+	// from req.User on "create", a list the user must be allowed to write
+	// to. It may query the database with ctx. Return FieldErrors to answer
+	// 400 with them, or an *live.Error (live.ErrForbidden) to answer its
+	// code. Defaults to accepting m as decoded.
+	Validate func(ctx context.Context, req *live.Request, m *M) error
 }
