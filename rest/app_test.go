@@ -81,6 +81,7 @@ type app struct {
 	db    *gorm.DB
 	lists *gormlive.View[List]
 	tasks *gormlive.View[Task]
+	mux   *http.ServeMux
 	srv   *httptest.Server
 	logs  *syncBuffer
 }
@@ -100,7 +101,7 @@ func openDB(t testing.TB) *gorm.DB {
 	return db
 }
 
-func newApp(t *testing.T) *app {
+func newApp(t testing.TB) *app {
 	t.Helper()
 	db := openDB(t)
 	if err := db.AutoMigrate(&List{}, &Task{}); err != nil {
@@ -199,10 +200,10 @@ func newApp(t *testing.T) *app {
 		},
 	}
 	cfg := rest.Config{Authenticate: authenticate, Challenge: "Token", Logger: newLogger(a.logs)}
-	mux := http.NewServeMux()
-	mux.Handle("/api/lists/", http.StripPrefix("/api/lists", rest.Handler(a.lists, cfg)))
-	mux.Handle("/api/tasks/", http.StripPrefix("/api/tasks", rest.Handler(a.tasks, cfg)))
-	a.srv = httptest.NewServer(mux)
+	a.mux = http.NewServeMux()
+	a.mux.Handle("/api/lists/", http.StripPrefix("/api/lists", rest.Handler(a.lists, cfg)))
+	a.mux.Handle("/api/tasks/", http.StripPrefix("/api/tasks", rest.Handler(a.tasks, cfg)))
+	a.srv = httptest.NewServer(a.mux)
 	t.Cleanup(a.srv.Close)
 	return a
 }

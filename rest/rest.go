@@ -57,22 +57,29 @@ type Config struct {
 // views read it from req.Args under the name LookupField, or "pk".
 //
 // Every request becomes a live.Request with the action above, Args and
-// Query, and goes through view.Permit (403, or 401 when anonymous), then
-// view.Queryset. An instance is looked up within the queryset and must
-// pass PermitObject for "retrieve", or it answers 404 as if missing; a write
-// it does not permit answers 403. Bodies are JSON objects (Content-Type
-// application/json, else 415) decoded by view.Decode and checked by
-// view.Validate. Only the columns a write changed are updated (an update
-// that changes nothing does not write), associations are never written,
-// and the instance is read back through the queryset, so computed fields
-// appear in the answer.
+// Query (HTTP is r; GroupBy and Value are empty), and goes through
+// view.Permit (403, or 401 when anonymous), then view.Queryset (whose
+// *live.Error, such as 400 for a bad filter, answers with its code). A list
+// leaves out the instances PermitObject refuses for "list". An instance is
+// looked up within the queryset and must pass PermitObject for "retrieve",
+// or it answers 404 as if missing; then a write PermitObject refuses
+// answers 403 (401 when anonymous). A create is checked by Permit and
+// Validate only, as there is no instance before it.
+//
+// Bodies are JSON objects, Content-Type application/json (else 415, which
+// also keeps cross-site HTML forms out), of at most Config.MaxBodyBytes
+// (else 413), decoded by view.Decode and checked by view.Validate. Only the
+// columns a write changed are updated (an update that changes nothing does
+// not write), associations are never written, and the instance is read
+// back through the queryset, so computed fields appear in the answer.
 //
 // An instance in a response body is exactly view.Encode's output, the bytes
 // a broadcast to the same request carries: no indentation, no trailing
 // newline. A list is those outputs joined by commas between brackets.
 //
-// Handler panics if view has no DB or its model cannot be parsed by GORM,
-// or LookupField names no column: mistakes to catch at start-up.
+// The handler may serve requests concurrently. It panics if view has no
+// DB, GORM cannot parse its model, or LookupField names no column: mistakes
+// to catch at start-up.
 func Handler[M any](view *gormlive.View[M], cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
