@@ -2,6 +2,7 @@ package gormlive
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -168,7 +169,7 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 	if field != nil {
 		var err error
 		if value, err = parseValue(field, req.Value); err != nil {
-			return nil, live.Errorf(400, "%s: %q is not a valid %s", field.DBName, req.Value, field.GORMDataType)
+			return nil, live.Errorf(400, "%s: %q is not a valid %s", field.DBName, req.Value, field.DataType)
 		}
 	}
 	if v.Query != nil {
@@ -455,6 +456,16 @@ func parseValue(f *schema.Field, s string) (any, error) {
 	case schema.Bool:
 		return strconv.ParseBool(s)
 	}
-	// Text, and types the driver parses from text (times, UUIDs).
+	// A type that scans itself (a UUID) tells whether s is one of its
+	// values, and binds as its driver value.
+	if scanner, ok := reflect.New(f.IndirectFieldType).Interface().(sql.Scanner); ok {
+		if err := scanner.Scan(s); err != nil {
+			return nil, err
+		}
+		if valuer, ok := scanner.(driver.Valuer); ok {
+			return valuer.Value()
+		}
+	}
+	// Text, and types the database parses from text (times).
 	return s, nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/glebarez/sqlite"
+	"github.com/google/uuid"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -582,4 +583,38 @@ func BenchmarkFetch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A Doc has a UUID primary key: a type the driver binds by its Value and
+// that tells its own values by Scan.
+type Doc struct {
+	ID   uuid.UUID `json:"id" gorm:"type:uuid;primaryKey"`
+	Name string    `json:"name"`
+}
+
+func TestUUID(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *testDB) {
+		if err := db.AutoMigrate(&Doc{}); err != nil {
+			t.Fatal(err)
+		}
+		d := Doc{ID: uuid.New(), Name: "x"}
+		if err := db.Create(&d).Error; err != nil {
+			t.Fatal(err)
+		}
+		id := d.ID.String()
+		v := &gormlive.View[Doc]{Label: "docs.Doc", DB: db.DB, GroupFields: []string{"name"}}
+		group := subscribe(t, v, request(nil, "name", "x"))
+		checkSlice(t, "Members", members(t, group), []string{id + ` {"id":"` + id + `"}`})
+		// A pk that is not a UUID matches nothing rather than failing the
+		// query for the others.
+		checkMap(t, "Fetch", fetch(t, group, id, "nope", uuid.NewString()), map[string]string{id: `{"id":"` + id + `","name":"x"}`})
+		one := subscribe(t, v, request(nil, live.PK, strings.ToUpper(id)))
+		checkMap(t, "pk Fetch", fetch(t, one, id), map[string]string{id: `{"id":"` + id + `","name":"x"}`})
+
+		_, err := v.Subscribe(context.Background(), request(nil, live.PK, "nope"))
+		var lerr *live.Error
+		if !errors.As(err, &lerr) || lerr.Code != 400 {
+			t.Errorf("Subscribe to a pk that is not a UUID = %v, want a 400", err)
+		}
+	})
 }
