@@ -29,6 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 work=$(mktemp -d /tmp/restlive-test.XXXXXX)
+chmod 755 "$work" # the postgres user must reach its cluster inside
 cleanup() {
 	[ -n "${pgctl:-}" ] && $pgctl stop -m immediate >/dev/null 2>&1 || true
 	rm -rf "$work"

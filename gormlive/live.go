@@ -223,6 +223,9 @@ func (s *scope[M]) Members(ctx context.Context) ([]live.Instance, error) {
 		if err != nil {
 			return nil, err
 		}
+		if in.Data, err = s.view.Encode(s.req, &rows[i]); err != nil {
+			return nil, err
+		}
 		out = append(out, in)
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/url"
@@ -48,9 +49,15 @@ type group struct {
 
 	mu      sync.Mutex
 	loaded  bool
-	dead    bool                       // removed from the hub: subscribe elsewhere
-	members map[string]json.RawMessage // pk -> identifying fields
+	dead    bool              // removed from the hub: subscribe elsewhere
+	members map[string]member // by pk
 	subs    map[*subscription]struct{}
+}
+
+// A member is an instance in a group's scope, as its subscribers last saw
+// it.
+type member struct {
+	id, data json.RawMessage
 }
 
 // A subscription is one request_id of one connection.
@@ -188,10 +195,10 @@ func (h *hub) load(g *group) error {
 	if err != nil {
 		return err
 	}
-	g.members = make(map[string]json.RawMessage, len(members))
+	g.members = make(map[string]member, len(members))
 	h.mu.Lock()
 	for _, in := range members {
-		g.members[in.PK] = in.ID
+		g.members[in.PK] = member{id: in.ID, data: in.Data}
 		addTo(h.byPK, modelPK{g.key.model, in.PK}, g)
 	}
 	h.mu.Unlock()
@@ -332,20 +339,29 @@ func (h *hub) process(g *group, changes []*Change) {
 			now[in.PK] = in
 		}
 	}
+	// The state is read after the changes, so several changes of a row in
+	// a batch, or a change committed before a subscription loaded its
+	// members but delivered after, can show the same state: UPDATED is only
+	// sent when the serialized instance differs from what the subscribers
+	// last saw.
 	var entered, left []string
 	for _, c := range changes {
 		in, visible := now[c.PK]
-		id, was := g.members[c.PK]
+		m, was := g.members[c.PK]
 		var tail []byte
 		switch {
 		case visible && was:
+			if bytes.Equal(m.data, in.Data) {
+				continue
+			}
 			tail = broadcastTail("UPDATED", in.Data)
+			g.members[c.PK] = member{id: in.ID, data: in.Data}
 		case visible:
 			tail = broadcastTail("CREATED", in.Data)
-			g.members[c.PK] = in.ID
+			g.members[c.PK] = member{id: in.ID, data: in.Data}
 			entered = append(entered, c.PK)
 		case was:
-			tail = broadcastTail("DELETED", id)
+			tail = broadcastTail("DELETED", m.id)
 			delete(g.members, c.PK)
 			left = append(left, c.PK)
 		default:

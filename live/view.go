@@ -42,8 +42,9 @@ type Scope interface {
 	// permissions or serializer differ: the user's ID for a view that
 	// depends on the user, "" for one that serves everyone alike.
 	Key() string
-	// Members returns the instances in the scope now, with their PK and ID
-	// (Data may be left empty).
+	// Members returns the instances in the scope now. The hub keeps their
+	// Data to send UPDATED only when what a subscriber sees changes; a scope
+	// that leaves Data empty gets an UPDATED for the first change of each.
 	Members(ctx context.Context) ([]Instance, error)
 	// Fetch returns, serialized, the instances among pks that are in the
 	// scope now. An instance missing from the result is not in the scope.
