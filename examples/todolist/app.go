@@ -1,0 +1,515 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/gormlive"
+	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest"
+)
+
+// The to-do app: lists, owned by users, public or private, holding tasks.
+//
+//   - A public list is visible to everyone; a private one only to its
+//     owner. Only logged-in users create lists, which they then own; only
+//     the owner changes or deletes a list.
+//   - A task is visible exactly when its list is. Whoever sees a list may
+//     add, change and delete its tasks (on a public list, anyone at all).
+//
+// One gormlive.View per model says all of that, once: package rest serves
+// it at /api/lists/ and /api/tasks/, and the live.Router serves the same
+// View to WebSocket subscribers at /ws/subscribe/.
+
+// List is a to-do list: todolist.List.
+type List struct {
+	ID      uint   `json:"id" gorm:"primaryKey"`
+	Name    string `json:"name" gorm:"size:200;not null"`
+	Public  bool   `json:"public" gorm:"not null"`
+	OwnerID uint   `json:"owner" gorm:"not null;index"`
+	Owner   *User  `json:"-" gorm:"constraint:OnDelete:CASCADE"`
+}
+
+// Task is an item of a list: todolist.Task.
+type Task struct {
+	ID     uint   `json:"id" gorm:"primaryKey"`
+	Text   string `json:"text" gorm:"size:1000;not null"`
+	Done   bool   `json:"done" gorm:"not null"`
+	ListID uint   `json:"list" gorm:"not null;index"`
+	// Deleting a list deletes its tasks, in the database, so that the
+	// capture triggers see (and subscribers are told of) each one.
+	List *List `json:"-" gorm:"constraint:OnDelete:CASCADE"`
+}
+
+const (
+	maxNameLen = 200
+	maxTextLen = 1000
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Config configures the app. Its zero value serves todolist.db in the
+// working directory.
+type Config struct {
+	// DB is the database: the path of a SQLite file, created and migrated
+	// if missing, or a postgres:// URL. Defaults to "todolist.db".
+	DB string
+	// Logger receives one line per request and per WebSocket connection,
+	// and the errors. Defaults to slog.Default().
+	Logger *slog.Logger
+	// BcryptCost is the cost of password hashes. Defaults to
+	// bcrypt.DefaultCost.
+	BcryptCost int
+	// OriginPatterns are the hosts of cross-origin pages allowed to open
+	// the WebSocket (see live.Config). Defaults to none: only the app's
+	// own page.
+	OriginPatterns []string
+}
+
+// App is the running app: an http.Handler, the outbox reader that feeds
+// its WebSocket endpoint, and the database. Close stops it.
+type App struct {
+	handler http.Handler
+	log     *slog.Logger
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	router  *live.Router
+	reader  *capture.Reader
+
+	// closeLayer releases what newLayer opened.
+	closeLayer func() error
+	// stopReader cancels the reader's Run; readerDone closes when it
+	// has returned.
+	stopReader context.CancelFunc
+	readerDone chan struct{}
+	// closeRouter closes the WebSockets with 1001, once, whether Serve's
+	// shutdown or Close gets there first.
+	closeRouter func() error
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// newApp opens and migrates the database, installs the capture triggers
+// and starts reading the outbox. The app serves requests until Close.
+func newApp(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.DB == "" {
+		cfg.DB = "todolist.db"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = bcrypt.DefaultCost
+	}
+	a := &App{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	dialect, err := a.openDB(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	lists, tasks := a.views()
+	if err := a.migrate(ctx, dialect, lists, tasks); err != nil {
+		return nil, err
+	}
+	authn, err := newAuth(a.db, a.log, cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+
+	layer, closeLayer, err := newLayer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closeLayer = closeLayer
+	a.router = live.NewRouter(live.Config{
+		Layer:          layer,
+		Authenticate:   authenticate,
+		OriginPatterns: cfg.OriginPatterns,
+		Logger:         a.log,
+	})
+	a.closeRouter = sync.OnceValue(a.router.Close)
+	a.router.Register(lists, tasks)
+
+	a.reader, err = capture.NewReader(a.sqlDB, dialect, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopReader, a.readerDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.readerDone)
+		if err := a.reader.Run(rctx); err != nil {
+			a.log.Error("todolist: outbox reader stopped", "err", err)
+		}
+	}()
+
+	restCfg := rest.Config{Authenticate: authenticate, Challenge: "Token", Logger: a.log}
+	web, err := fs.Sub(webFS, "web")
+	if err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/auth/register", authn.register)
+	mux.HandleFunc("POST /api/auth/login", authn.login)
+	mux.HandleFunc("POST /api/auth/logout", authn.logout)
+	mux.Handle("/api/lists/", authn.middleware(a.nudge(http.StripPrefix("/api/lists", rest.Handler(lists, restCfg)))))
+	mux.Handle("/api/tasks/", authn.middleware(a.nudge(http.StripPrefix("/api/tasks", rest.Handler(tasks, restCfg)))))
+	mux.Handle("/ws/subscribe/", authn.middleware(a.router))
+	mux.Handle("/", readOnly(http.FileServerFS(web)))
+	a.handler = accessLog(a.log, mux)
+	return a, nil
+}
+
+// ServeHTTP serves the page, the REST API and the WebSocket endpoint.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// Close closes the WebSockets (with 1001), stops the outbox reader and
+// closes the database. It is safe to call more than once.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.closeRouter != nil {
+			errs = append(errs, a.closeRouter())
+		}
+		if a.stopReader != nil {
+			a.stopReader()
+			<-a.readerDone
+		}
+		if a.closeLayer != nil {
+			errs = append(errs, a.closeLayer())
+		}
+		if a.sqlDB != nil {
+			errs = append(errs, a.sqlDB.Close())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
+
+// openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file.
+func (a *App) openDB(dsn string) (capture.Dialect, error) {
+	gcfg := &gorm.Config{
+		Logger: logger.Discard,
+		// Unique and foreign key violations become gorm.ErrDuplicatedKey
+		// and gorm.ErrForeignKeyViolated, which become 400 answers.
+		TranslateError: true,
+	}
+	var (
+		dialector gorm.Dialector
+		dialect   capture.Dialect
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		dialector, dialect = postgres.Open(dsn), capture.Postgres
+	} else {
+		if strings.ContainsAny(dsn, "?#") {
+			return "", fmt.Errorf("todolist: SQLite path %q: '?' and '#' are not allowed", dsn)
+		}
+		// WAL lets the outbox reader read while requests write; the busy
+		// timeout makes a writer wait for the reader's cursor update
+		// rather than fail; foreign keys make deleting a list delete its
+		// tasks. The pragmas run on every connection of the pool.
+		dialector = sqlite.Open(dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
+		dialect = capture.SQLite
+	}
+	db, err := gorm.Open(dialector, gcfg)
+	if err != nil {
+		return "", fmt.Errorf("todolist: open database: %w", err)
+	}
+	a.db = db
+	if a.sqlDB, err = db.DB(); err != nil {
+		return "", fmt.Errorf("todolist: open database: %w", err)
+	}
+	return dialect, nil
+}
+
+// migrate creates or updates the tables, then installs the capture
+// triggers of the views' tables (after, since migrating may rebuild a
+// table and drop its triggers).
+func (a *App) migrate(ctx context.Context, dialect capture.Dialect, lists *gormlive.View[List], tasks *gormlive.View[Task]) error {
+	if err := a.db.WithContext(ctx).AutoMigrate(&User{}, &Credential{}, &List{}, &Task{}); err != nil {
+		return fmt.Errorf("todolist: migrate: %w", err)
+	}
+	err := capture.Install(ctx, a.sqlDB, dialect,
+		capture.Table{Model: lists.Label, Table: "lists", PK: "id", Fields: lists.GroupFields},
+		capture.Table{Model: tasks.Label, Table: "tasks", PK: "id", Fields: tasks.GroupFields},
+	)
+	if err != nil {
+		return fmt.Errorf("todolist: %w", err)
+	}
+	return nil
+}
+
+// newLayer returns the layer that carries changes from the outbox reader
+// to the WebSocket connections, and what releases it. One process needs
+// no more than memory; a Redis or NATS layer would let several processes
+// share one database.
+func newLayer(_ context.Context, _ Config) (live.Layer, func() error, error) {
+	return live.NewMemoryLayer(), func() error { return nil }, nil
+}
+
+// nudge wakes the outbox reader after each write request, so that its
+// broadcasts go out at once rather than at the reader's next poll.
+func (a *App) nudge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			a.reader.Nudge()
+		}
+	})
+}
+
+// views defines todolist.List and todolist.Task: who sees and may change
+// what, filters, and validation.
+func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
+	lists := &gormlive.View[List]{
+		Label: "todolist.List",
+		DB:    a.db,
+		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+			return visibleLists(db, req), nil
+		},
+		Permit: func(_ context.Context, req *live.Request) error {
+			if req.Action == "create" && req.Anonymous() {
+				return live.ErrForbidden
+			}
+			return nil
+		},
+		// Whoever sees a list may read it; only its owner may write it. A
+		// list the user cannot see never gets here: it is not found.
+		PermitObject: func(req *live.Request, l *List) bool {
+			switch req.Action {
+			case "list", "retrieve":
+				return true
+			}
+			u := userOf(req.User)
+			return u != nil && l.OwnerID == u.ID
+		},
+		Decode: decodeList,
+		Validate: func(_ context.Context, req *live.Request, l *List) error {
+			if req.Action == "create" {
+				l.OwnerID = userOf(req.User).ID
+			}
+			errs := gormlive.FieldErrors{}
+			checkText(errs, "name", l.Name, maxNameLen)
+			return errs.Err()
+		},
+	}
+	tasks := &gormlive.View[Task]{
+		Label:       "todolist.Task",
+		DB:          a.db,
+		GroupFields: []string{"list_id"},
+		Query:       queryTasks,
+		Decode:      decodeTask,
+		Validate: func(ctx context.Context, req *live.Request, t *Task) error {
+			errs := gormlive.FieldErrors{}
+			checkText(errs, "text", t.Text, maxTextLen)
+			// The task's list, new or moved to, must be one the user sees
+			// (which is what makes a task writable).
+			var n int64
+			q := visibleLists(a.db.WithContext(ctx).Model(&List{}), req).Where("lists.id = ?", t.ListID)
+			if err := q.Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				errs.Add("list", fmt.Sprintf(`Invalid pk "%d" - object does not exist.`, t.ListID))
+			}
+			return errs.Err()
+		},
+	}
+	return lists, tasks
+}
+
+// visibleLists narrows db, a query of lists, to those req may see.
+func visibleLists(db *gorm.DB, req *live.Request) *gorm.DB {
+	if u := userOf(req.User); u != nil {
+		return db.Where("lists.public OR lists.owner_id = ?", u.ID)
+	}
+	return db.Where("lists.public")
+}
+
+// queryTasks is the tasks' queryset: those of the lists req sees, narrowed
+// by the filters ?list=, ?done= and ?search=.
+func queryTasks(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+	visible := visibleLists(db.Session(&gorm.Session{NewDB: true}).Model(&List{}).Select("lists.id"), req)
+	db = db.Where("tasks.list_id IN (?)", visible)
+	if v := req.Query.Get("list"); v != "" {
+		id, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, live.Errorf(400, "list: %q is not a list id", v)
+		}
+		db = db.Where("tasks.list_id = ?", id)
+	}
+	if v := req.Query.Get("done"); v != "" {
+		done, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, live.Errorf(400, "done: %q is neither true nor false", v)
+		}
+		db = db.Where("tasks.done = ?", done)
+	}
+	if v := req.Query.Get("search"); v != "" {
+		// A substring, whatever LIKE's wildcards it holds. LOWER folds
+		// ASCII letters only on SQLite, all of them on PostgreSQL.
+		pattern := "%" + likeEscaper.Replace(strings.ToLower(v)) + "%"
+		db = db.Where(`LOWER(tasks.text) LIKE ? ESCAPE '\'`, pattern)
+	}
+	return db, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// decodeList reads a list's body: name (required but on PATCH) and
+// public. The owner is the server's to set.
+func decodeList(req *live.Request, body []byte, l *List) error {
+	var in struct {
+		Name   *string `json:"name"`
+		Public *bool   `json:"public"`
+	}
+	if err := gormlive.DecodeJSON(body, &in); err != nil {
+		return err
+	}
+	errs := gormlive.FieldErrors{}
+	if in.Name != nil {
+		l.Name = *in.Name
+	} else if req.Action != "partial_update" {
+		errs.Add("name", "This field is required.")
+	}
+	if in.Public != nil {
+		l.Public = *in.Public
+	}
+	return errs.Err()
+}
+
+// decodeTask reads a task's body: text and list (required but on PATCH),
+// and done.
+func decodeTask(req *live.Request, body []byte, t *Task) error {
+	var in struct {
+		Text *string `json:"text"`
+		Done *bool   `json:"done"`
+		List *uint   `json:"list"`
+	}
+	if err := gormlive.DecodeJSON(body, &in); err != nil {
+		return err
+	}
+	errs := gormlive.FieldErrors{}
+	partial := req.Action == "partial_update"
+	if in.Text != nil {
+		t.Text = *in.Text
+	} else if !partial {
+		errs.Add("text", "This field is required.")
+	}
+	if in.List != nil {
+		t.ListID = *in.List
+	} else if !partial {
+		errs.Add("list", "This field is required.")
+	}
+	if in.Done != nil {
+		t.Done = *in.Done
+	}
+	return errs.Err()
+}
+
+// checkText adds field's error if s is blank or longer than max runes.
+func checkText(errs gormlive.FieldErrors, field, s string, max int) {
+	switch {
+	case strings.TrimSpace(s) == "":
+		errs.Add(field, "This field may not be blank.")
+	case len([]rune(s)) > max:
+		errs.Add(field, fmt.Sprintf("Ensure this field has no more than %d characters.", max))
+	}
+}
+
+// readOnly answers 405 to requests other than GET and HEAD. (A "GET /"
+// pattern would conflict with the API's method-less ones.)
+func readOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs one line per request, when it has been answered. A
+// request upgraded to a WebSocket is left to the router, which logs the
+// connection and its end.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		info := &requestInfo{}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
+		if rec.status == http.StatusSwitchingProtocols {
+			return
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "http",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.RequestURI()),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start).Round(time.Microsecond)),
+			slog.String("remote", r.RemoteAddr),
+			slog.String("user", info.user),
+		)
+	})
+}
+
+// requestInfo carries what inner handlers learn about a request to the
+// access log: the user, whom the auth middleware finds.
+type requestInfo struct{ user string }
+
+type requestInfoKey struct{}
+
+// recorder notes the status and size of a response. Unwrap gives
+// http.ResponseController (and the WebSocket upgrade) the writer's
+// Hijacker and Flusher.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
