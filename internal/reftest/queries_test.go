@@ -53,4 +53,3 @@ func btoi(b bool) int {
 	}
 	return 0
 }
-
