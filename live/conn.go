@@ -36,6 +36,7 @@ type frame struct {
 type conn struct {
 	rt      *Router
 	ws      *websocket.Conn
+	net     *coalescer
 	req     *http.Request
 	user    any
 	userID  string
@@ -46,17 +47,19 @@ type conn struct {
 	// subs is owned by the read loop.
 	subs map[string]*subscription
 
-	mu     sync.Mutex
-	queue  []frame
-	wake   chan struct{} // signalled when queue becomes non-empty
-	closed bool
+	mu      sync.Mutex
+	queue   []frame
+	writing bool           // a write loop runs: it drains queue, then stops
+	writers sync.WaitGroup // the write loop, waited for when the connection ends
+	closed  bool
 }
 
 func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	user, userID := rt.cfg.Authenticate(r)
 	// Origins are checked here rather than by websocket.Accept so that a
 	// refused page gets the protocol's close code instead of an HTTP 403.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		rt.cfg.Logger.Info("live: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -76,11 +79,10 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	c := &conn{
-		rt: rt, ws: ws, req: r, user: user, userID: userID,
+		rt: rt, ws: ws, net: hw.conn, req: r, user: user, userID: userID,
 		ctx: ctx, cancel: cancel,
 		limiter: rate.NewLimiter(rate.Limit(rt.cfg.MessageRate), rt.cfg.MessageBurst),
 		subs:    make(map[string]*subscription),
-		wake:    make(chan struct{}, 1),
 	}
 	if !rt.track(c) {
 		ws.Close(statusGoingAway, "server shutting down")
@@ -89,15 +91,12 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	log.Info("live: connected", "user", userID)
 	start := time.Now()
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writeLoop()
-	}()
 	err = c.readLoop()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.cancel()
-	wg.Wait()
+	c.writers.Wait()
 	for _, s := range c.subs {
 		rt.hub.unsubscribe(s)
 	}
@@ -220,14 +219,14 @@ func (c *conn) send(f frame) {
 		return
 	}
 	c.queue = append(c.queue, f)
-	wake := len(c.queue) == 1
-	c.mu.Unlock()
-	if wake {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	if !c.writing {
+		// The write loop runs only while there is something to write, so an
+		// idle connection costs no goroutine for it.
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop()
 	}
+	c.mu.Unlock()
 }
 
 // close closes the connection with code. It may be called from any
@@ -245,15 +244,19 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.cancel()
 }
 
+// writeLoop writes the queue until it is empty, taking what piled up
+// during each write as the next batch, which leaves in one system call.
 func (c *conn) writeLoop() {
+	defer c.writers.Done()
 	var batch []frame
 	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.wake:
-		}
 		c.mu.Lock()
+		if len(c.queue) == 0 || c.closed {
+			c.writing = false
+			c.queue = nil // an idle connection keeps no queue
+			c.mu.Unlock()
+			return
+		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
 		if err := c.write(batch); err != nil {
@@ -267,20 +270,21 @@ func (c *conn) writeLoop() {
 func (c *conn) write(batch []frame) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.rt.cfg.WriteTimeout)
 	defer cancel()
-	for _, f := range batch {
-		w, err := c.ws.Writer(ctx, websocket.MessageText)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(f.head); err != nil {
-			return err
-		}
-		if len(f.tail) > 0 {
-			if _, err := w.Write(f.tail); err != nil {
+	var msg []byte
+	for len(batch) > 0 {
+		c.net.hold()
+		held := 0
+		for len(batch) > 0 && held < maxHeldBuffer {
+			f := batch[0]
+			batch = batch[1:]
+			msg = append(append(msg[:0], f.head...), f.tail...)
+			if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
+				c.net.flush(c.rt.cfg.WriteTimeout)
 				return err
 			}
+			held += len(msg)
 		}
-		if err := w.Close(); err != nil {
+		if err := c.net.flush(c.rt.cfg.WriteTimeout); err != nil {
 			return err
 		}
 	}

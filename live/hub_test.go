@@ -39,7 +39,7 @@ func BenchmarkDeliver(b *testing.B) {
 			}
 			conns := make([]*conn, n)
 			for i := range conns {
-				conns[i] = &conn{rt: rt, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+				conns[i] = &conn{rt: rt, ctx: ctx, cancel: cancel, writing: true} // no write loop: the benchmark empties the queues
 				s := &subscription{conn: conns[i], group: g, head: broadcastHead(dialectSeed, json.RawMessage(fmt.Sprint(i)), "a.B")}
 				g.subs[s] = struct{}{}
 			}

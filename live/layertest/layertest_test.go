@@ -12,3 +12,8 @@ func TestMemoryLayer(t *testing.T) {
 	shared := live.NewMemoryLayer()
 	layertest.Run(t, func(testing.TB) live.Layer { return shared })
 }
+
+func BenchmarkMemoryLayer(b *testing.B) {
+	shared := live.NewMemoryLayer()
+	layertest.Benchmark(b, func(testing.TB) live.Layer { return shared })
+}

@@ -1,0 +1,77 @@
+package live
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// coalescer sits between a WebSocket and its network connection so that
+// the frames of one batch leave in one write system call: coder/websocket
+// flushes its buffer after every message, which on a busy connection costs
+// one system call per broadcast.
+//
+// While held, writes are appended to buf; flush sends them at once. Writes
+// made while not held (close frames, pongs) go straight through.
+type coalescer struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     []byte
+}
+
+func (c *coalescer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *coalescer) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// flush writes what was held, within timeout, and stops holding.
+func (c *coalescer) flush(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := c.Conn.Write(c.buf)
+	c.Conn.SetWriteDeadline(time.Time{})
+	if cap(c.buf) > maxHeldBuffer {
+		c.buf = nil // an idle connection keeps no large buffer
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// maxHeldBuffer is the largest write buffer a connection keeps between
+// batches; the write loop also stops a batch once it holds this much.
+const maxHeldBuffer = 64 << 10
+
+// hijackWriter hands websocket.Accept a connection wrapped in a coalescer.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn *coalescer
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &coalescer{Conn: nc}
+	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, 4096)), nil
+}
