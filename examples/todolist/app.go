@@ -171,9 +171,9 @@ func newApp(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/auth/register", authn.register)
-	mux.HandleFunc("POST /api/auth/login", authn.login)
-	mux.HandleFunc("POST /api/auth/logout", authn.logout)
+	mux.Handle("/api/auth/register", postOnly(authn.register))
+	mux.Handle("/api/auth/login", postOnly(authn.login))
+	mux.Handle("/api/auth/logout", postOnly(authn.logout))
 	mux.Handle("/api/lists/", authn.middleware(a.nudge(http.StripPrefix("/api/lists", rest.Handler(lists, restCfg)))))
 	mux.Handle("/api/tasks/", authn.middleware(a.nudge(http.StripPrefix("/api/tasks", rest.Handler(tasks, restCfg)))))
 	mux.Handle("/ws/subscribe/", authn.middleware(a.router))
@@ -441,16 +441,29 @@ func checkText(errs gormlive.FieldErrors, field, s string, max int) {
 	}
 }
 
-// readOnly answers 405 to requests other than GET and HEAD. (A "GET /"
-// pattern would conflict with the API's method-less ones.)
+// readOnly answers 405 to requests other than GET and HEAD. (Patterns
+// with methods, "GET /" and "POST /api/auth/login", would send a GET of
+// the login path to the page's file server, which would answer 404.)
 func readOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"detail": `Method "` + r.Method + `" not allowed.`})
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// postOnly answers 405 to requests other than POST.
+func postOnly(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"detail": `Method "` + r.Method + `" not allowed.`})
+			return
+		}
+		next(w, r)
 	})
 }
 
