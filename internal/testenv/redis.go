@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,13 +99,33 @@ func (r *Redis) Stop(t testing.TB) {
 	if r.cmd == nil {
 		return
 	}
-	r.cmd.Process.Kill()
+	r.cmd.Process.Kill() // also ends a paused server
 	select {
 	case <-r.exited:
 	case <-time.After(10 * time.Second):
 		t.Errorf("testenv: redis-server on %s does not exit", r.Addr)
 	}
 	r.cmd = nil
+}
+
+// Pause stops the server process without closing its connections
+// (SIGSTOP): to its clients it falls silent, as behind a network
+// partition. Resume continues it.
+func (r *Redis) Pause(t testing.TB) { r.signal(t, syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (r *Redis) Resume(t testing.TB) { r.signal(t, syscall.SIGCONT) }
+
+func (r *Redis) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		t.Fatalf("testenv: redis-server on %s is not running", r.Addr)
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("testenv: signal redis-server: %v", err)
+	}
 }
 
 // Restart stops and starts the server.

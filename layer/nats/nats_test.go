@@ -66,3 +66,8 @@ func TestNewFails(t *testing.T) {
 		t.Errorf("New with a bad prefix = %v", err)
 	}
 }
+
+func BenchmarkLayer(b *testing.B) {
+	srv := testenv.StartNATS(b)
+	layertest.Benchmark(b, func(t testing.TB) live.Layer { return open(t, srv.URL) })
+}

@@ -185,7 +185,9 @@ func New(ctx context.Context, cfg Config) (*Layer, error) {
 }
 
 // Publish sends changes to the channels of their topics, one message per
-// topic per batch, and returns when Redis has taken them all.
+// topic per batch, and returns when Redis has taken them all. A batch's
+// messages go in one MULTI/EXEC transaction: Redis publishes all or none
+// of them, and sends them to each subscriber one after the other.
 func (l *Layer) Publish(ctx context.Context, changes []live.Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -194,7 +196,7 @@ func (l *Layer) Publish(ctx context.Context, changes []live.Change) error {
 		return fmt.Errorf("layer/redis: publish: %w", fanout.ErrClosed)
 	}
 	return l.f.Publish(ctx, changes, l.cfg.MaxMessageBytes, func(ctx context.Context, msgs []fanout.Outgoing) error {
-		pipe := l.client.Pipeline()
+		pipe := l.client.TxPipeline()
 		for _, m := range msgs {
 			pipe.Publish(ctx, m.Channel, m.Data)
 		}
@@ -229,16 +231,27 @@ func (l *Layer) Close() error {
 func (l *Layer) read() {
 	defer l.wg.Done()
 	var (
-		lost     bool      // between a failure and the restore pong
-		pingSent time.Time // an unanswered health ping
-		wait     time.Duration
+		lost        bool      // between a failure and the restore pong
+		restoreSent bool      // the restore ping went out on the current connection
+		pingSent    time.Time // an unanswered health ping
+		wait        time.Duration
 	)
 	for {
+		if lost && !restoreSent {
+			// Ping reconnects and subscribes again if needed (go-redis
+			// does both on use); its pong says the subscriptions before
+			// it are in effect.
+			if err := l.ps.Ping(l.ctx, restorePing); err != nil {
+				l.log.Debug("layer/redis: reconnect failed", "url", l.url, "err", err)
+			} else {
+				restoreSent = true
+			}
+		}
 		timeout := min(l.cfg.HealthInterval, l.f.Expire(time.Now()))
 		var msg any
 		var err error
 		if !pingSent.IsZero() {
-			// No timeout tolerance here: a silent connection after a
+			// No timeout tolerance here: a connection silent after a
 			// ping is dead, and go-redis replaces it on this error.
 			ctx, cancel := context.WithDeadline(l.ctx, pingSent.Add(l.cfg.HealthInterval))
 			msg, err = l.ps.Receive(ctx)
@@ -252,14 +265,14 @@ func (l *Layer) read() {
 		if err != nil {
 			var ne net.Error
 			if pingSent.IsZero() && errors.As(err, &ne) && ne.Timeout() {
-				if time.Since(l.lastRead()) >= l.cfg.HealthInterval && !lost {
+				if !lost && time.Since(l.lastRead()) >= l.cfg.HealthInterval {
 					if l.ps.Ping(l.ctx, healthPing) == nil {
 						pingSent = time.Now()
 					}
 				}
 				continue
 			}
-			pingSent = time.Time{}
+			pingSent, restoreSent = time.Time{}, false
 			if !lost {
 				lost = true
 				l.down.Store(true)
@@ -272,12 +285,6 @@ func (l *Layer) read() {
 				return
 			}
 			wait = min(2*wait, l.cfg.MaxReconnectWait)
-			// Ping reconnects and subscribes again (go-redis does both on
-			// use); the pong says the subscriptions before it are in
-			// effect.
-			if err := l.ps.Ping(l.ctx, restorePing); err != nil {
-				l.log.Debug("layer/redis: reconnect failed", "url", l.url, "err", err)
-			}
 			continue
 		}
 		l.readAt.Store(time.Now().UnixNano())

@@ -67,3 +67,70 @@ func TestNewFails(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSilentServer: a server that stops answering without closing the
+// connection is found out by the health ping, and the layer recovers when
+// it answers again.
+func TestSilentServer(t *testing.T) {
+	layertest.CheckGoroutines(t, "restlive/layer/")
+	srv := testenv.StartRedis(t)
+	logs := make(chan string, 100)
+	l, err := redis.New(context.Background(), redis.Config{
+		URL:              srv.URL,
+		Logger:           slog.New(chanHandler(logs)),
+		HealthInterval:   200 * time.Millisecond,
+		MaxReconnectWait: 200 * time.Millisecond,
+		Timeout:          500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c := layertest.NewCollector(t, "receiver")
+	r, err := l.Receive(context.Background(), c.Deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := live.Topic{Model: "m", Field: live.PK, Value: "1"}
+	if err := r.Join(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Pause(t)
+	deadline := time.After(layertest.Wait)
+	for waiting := true; waiting; {
+		select {
+		case msg := <-logs:
+			waiting = !strings.Contains(msg, "connection lost")
+		case <-deadline:
+			srv.Resume(t)
+			t.Fatal("the layer did not notice that the server fell silent")
+		}
+	}
+	srv.Resume(t)
+	c.WaitMissed(topic)
+	change := live.Change{Model: "m", PK: "1", Op: live.OpInsert}
+	if err := l.Publish(context.Background(), []live.Change{change}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitChanges(1)
+}
+
+// chanHandler sends log messages to a channel, dropping them when full.
+type chanHandler chan string
+
+func (h chanHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h chanHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h chanHandler) WithGroup(string) slog.Handler            { return h }
+func (h chanHandler) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h <- r.Message:
+	default:
+	}
+	return nil
+}
+
+func BenchmarkLayer(b *testing.B) {
+	srv := testenv.StartRedis(b)
+	layertest.Benchmark(b, func(t testing.TB) live.Layer { return open(t, srv.URL) })
+}

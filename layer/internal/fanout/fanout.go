@@ -110,6 +110,7 @@ type Fanout struct {
 	pubMu sync.Mutex // serialises Publish: one order, batch ids in order
 	id    uint64
 	batch uint64
+	enc   encoder
 }
 
 type topicSub struct {

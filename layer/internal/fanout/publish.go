@@ -21,7 +21,10 @@ type Outgoing struct {
 func (f *Fanout) Publish(ctx context.Context, changes []live.Change, maxBytes int, send func(context.Context, []Outgoing) error) error {
 	f.pubMu.Lock()
 	defer f.pubMu.Unlock()
-	var e encoder
+	e := &f.enc
+	if e.names == nil {
+		e.names = make(map[live.Topic]string)
+	}
 	for len(changes) > 0 {
 		f.batch++
 		n, msgs, err := e.encode(f.naming, f.id, f.batch, changes, maxBytes)
@@ -36,8 +39,9 @@ func (f *Fanout) Publish(ctx context.Context, changes []live.Change, maxBytes in
 	return nil
 }
 
-// encoder keeps its buffers between the batches of one Publish call.
+// encoder keeps its buffers between batches. Used with Fanout.pubMu held.
 type encoder struct {
+	names  map[live.Topic]string // recent topics' channel names
 	arena  []byte
 	spans  []int // end offset of each change in arena
 	groups map[string]int
@@ -48,6 +52,10 @@ type group struct {
 	channel string
 	changes []int
 }
+
+// maxNames bounds the cache of channel names: busy topics stay in it,
+// and it is emptied when it fills up.
+const maxNames = 4096
 
 // encode encodes the longest prefix of changes that fits in maxBytes per
 // message, and returns its length and its messages.
@@ -69,7 +77,14 @@ func (e *encoder) encode(naming Naming, publisher, batch uint64, changes []live.
 		}
 		e.spans = append(e.spans, len(e.arena))
 		for _, t := range changes[i].Topics() {
-			ch := naming.Channel(t)
+			ch, ok := e.names[t]
+			if !ok {
+				if len(e.names) >= maxNames {
+					clear(e.names)
+				}
+				ch = naming.Channel(t)
+				e.names[t] = ch
+			}
 			g, ok := e.groups[ch]
 			if !ok {
 				g = len(e.order)
