@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,4 +71,57 @@ func TestNewFails(t *testing.T) {
 func BenchmarkLayer(b *testing.B) {
 	srv := testenv.StartNATS(b)
 	layertest.Benchmark(b, func(t testing.TB) live.Layer { return open(t, srv.URL) })
+}
+
+// TestSlowReceiver: a receiver that falls far behind makes NATS drop
+// messages; its topic is then reported Missed, and delivery goes on.
+func TestSlowReceiver(t *testing.T) {
+	layertest.CheckGoroutines(t, "restlive/layer/")
+	srv := testenv.StartNATS(t)
+	l, err := nats.New(context.Background(), nats.Config{
+		URL:        srv.URL,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BufferSize: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c := layertest.NewCollector(t, "receiver")
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	r, err := l.Receive(context.Background(), func(d live.Delivery) {
+		<-release
+		c.Deliver(d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := live.Topic{Model: "m", Field: "list_id", Value: "1"}
+	if err := r.Join(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+	// More single-change batches than the layer queues for its receivers
+	// plus the one message NATS may buffer.
+	for i := range 1200 {
+		change := live.Change{Seq: uint64(i), Model: "m", PK: strconv.Itoa(i), Op: live.OpInsert, New: map[string]string{"list_id": "1"}}
+		if err := l.Publish(context.Background(), []live.Change{change}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unblock()
+	c.WaitMissed(topic)
+	if n := len(c.Changes()); n >= 1200 {
+		t.Fatalf("all %d changes arrived: nothing was dropped", n)
+	}
+	c.Reset()
+	last := live.Change{Model: "m", PK: "last", Op: live.OpInsert, New: map[string]string{"list_id": "1"}}
+	if err := l.Publish(context.Background(), []live.Change{last}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the change after the drop", func(ch []live.Change, _ [][]live.Topic) bool {
+		return len(ch) > 0 && ch[len(ch)-1].PK == "last"
+	})
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, newLayer Factory) {
 	t.Run("CloseReceiver", func(t *testing.T) { testCloseReceiver(t, open(t)) })
 	t.Run("ConcurrentPublishers", func(t *testing.T) { testConcurrentPublishers(t, open(t), open(t)) })
 	t.Run("StrangeValues", func(t *testing.T) { testStrangeValues(t, open(t)) })
+	t.Run("CloseLayer", func(t *testing.T) { testCloseLayer(t, newLayer) })
 	t.Run("EmptyPublish", func(t *testing.T) {
 		if err := open(t).Publish(context.Background(), nil); err != nil {
 			t.Fatalf("Publish(nil) = %v", err)
@@ -560,6 +561,37 @@ func testCloseReceiver(t *testing.T, l live.Layer) {
 	publish(t, l, insert(m, "1", nil), marker)
 	expect(t, "open receiver", c2.Settle(marker), []live.Change{marker})
 	expect(t, "closed receiver", c.Changes(), nil)
+}
+
+// testCloseLayer: a layer that is an io.Closer refuses work once closed,
+// and closing it twice is harmless.
+func testCloseLayer(t *testing.T, newLayer Factory) {
+	l := newLayer(t)
+	c, ok := l.(io.Closer)
+	if !ok {
+		t.Skip("the layer has no Close method")
+	}
+	m := model(t)
+	r, _ := receive(t, l, "receiver")
+	join(t, r, pk(m, "1"))
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := l.Publish(context.Background(), []live.Change{insert(m, "1", nil)}); err == nil {
+		t.Error("Publish after Close succeeded")
+	}
+	if _, err := l.Receive(context.Background(), func(live.Delivery) {}); err == nil {
+		t.Error("Receive after Close succeeded")
+	}
+	if err := r.Join(context.Background(), pk(m, "2")); err == nil {
+		t.Error("Join after Close succeeded")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("receiver Close after the layer's: %v", err)
+	}
 }
 
 // testConcurrentPublishers: four publishers at once, over two Layer
