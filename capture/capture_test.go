@@ -504,6 +504,9 @@ func TestPrune(t *testing.T) {
 		if err := s.commit(ctx, rows[29].seq); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 		// Nothing is old or beyond 1,000 rows.
 		if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 0 {
 			t.Fatalf("prune: %d, %v", n, err)
@@ -552,4 +555,29 @@ func TestDecodeFields(t *testing.T) {
 	if _, err := decodeFields([]byte(`{"a": [1]}`)); err == nil {
 		t.Error("decodeFields accepted an array")
 	}
+}
+
+// TestPostgresReaderKilled ends the reader's database session under it:
+// it reconnects, takes the lock again, and loses and repeats nothing.
+func TestPostgresReaderKilled(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	rec := newRecorder()
+	startReader(t, d, Config{Publisher: rec, Lease: 200 * time.Millisecond})
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+	rec.wait(t, 1)
+	var killed bool
+	if err := d.db.QueryRow(`SELECT bool_or(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate the reader's session: %v, %v", killed, err)
+	}
+	for i := 2; i <= 10; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	got := rec.waitFor(t, "todolist.Task", "10")
+	var want []live.Change
+	for i := 1; i <= 10; i++ {
+		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
+	}
+	checkChanges(t, got, want)
 }

@@ -38,8 +38,9 @@ var postgresSchema = []string{
 		op text NOT NULL,
 		old jsonb,
 		new jsonb
-	)`,
-	`CREATE UNIQUE INDEX IF NOT EXISTS restlive_outbox_seq ON restlive_outbox (seq)`,
+	) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)`,
+	// Partial, so a write does not add NULL entries to it.
+	`CREATE UNIQUE INDEX IF NOT EXISTS restlive_outbox_seq ON restlive_outbox (seq) WHERE seq IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS restlive_outbox_unsequenced ON restlive_outbox (id) WHERE seq IS NULL`,
 	// sequenced is the last seq given to an outbox row, published the last
 	// one published: rows between them were sequenced but not yet
@@ -53,12 +54,14 @@ var postgresSchema = []string{
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
 }
 
-// Advisory lock keys: one held by the outbox reader for as long as it
-// reads, one taken by Install for its transaction.
-const (
-	readerLockKey  int64 = 0x7265_7374_6c69_7601 // "restliv" 1
-	installLockKey int64 = 0x7265_7374_6c69_7602
-)
+// installLockKey is the advisory lock Install takes for its transaction.
+const installLockKey int64 = 0x7265_7374_6c69_7602 // "restliv" 2
+
+// readerLock is the advisory lock the outbox reader holds for as long as
+// it reads. Advisory locks are per database; the key names the schema the
+// outbox is in, so applications with outboxes in different schemas of one
+// database each have their reader.
+const readerLock = "hashtextextended(current_schema() || '.restlive_outbox', 0)"
 
 // notifyChannel is the channel the triggers NOTIFY, delivered at commit.
 const notifyChannel = "restlive_outbox"
@@ -136,7 +139,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		}
 	}()
 	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", readerLockKey).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock("+readerLock+")").Scan(&got); err != nil {
 		return nil, fmt.Errorf("capture: lock outbox: %w", err)
 	}
 	if !got {
@@ -144,9 +147,16 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		// Blocks until the holder's session ends, so the takeover is
 		// immediate. Cancelling ctx breaks the connection, which close
 		// then discards.
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", readerLockKey); err != nil {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock("+readerLock+")"); err != nil {
 			return nil, fmt.Errorf("capture: lock outbox: %w", err)
 		}
+	}
+	// Sequencing leaves a dead entry per row in the unsequenced index
+	// until vacuum (which the outbox's storage parameters make frequent).
+	// A bitmap scan visits all of them on every read; an index scan marks
+	// them dead as it passes and skips them after.
+	if _, err := conn.ExecContext(ctx, "SET enable_bitmapscan = off"); err != nil {
+		return nil, fmt.Errorf("capture: configure session: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, "LISTEN "+notifyChannel); err != nil {
 		return nil, fmt.Errorf("capture: listen: %w", err)
@@ -155,30 +165,33 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		Scan(&s.sequenced, &s.published); err != nil {
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
 	}
+	s.pending = s.published
 	return s, nil
 }
 
 type postgresSession struct {
-	b                    *postgresBackend
-	conn                 *sql.Conn
-	sequenced, published int64
+	b    *postgresBackend
+	conn *sql.Conn
+	// published is the cursor as written, pending as published.
+	sequenced, published, pending int64
 }
 
 func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
-	if s.published < s.sequenced {
+	if s.pending < s.sequenced {
 		// Left over by a reader that stopped between sequencing and
 		// publishing: publish them again, with the seq they were given.
 		rows, err := s.conn.QueryContext(ctx,
 			`SELECT seq, model, pk, op, old, new FROM restlive_outbox
 			 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
-			s.published, s.sequenced, limit)
+			s.pending, s.sequenced, limit)
 		if err != nil {
 			return nil, fmt.Errorf("capture: read outbox: %w", err)
 		}
 		return scanRows(rows)
 	}
-	// One statement, so one transaction: sequence the oldest visible rows
-	// and move the cursor's sequenced mark with them.
+	// One statement, so one transaction: sequence the oldest visible rows,
+	// move the cursor's sequenced mark with them, and write the published
+	// mark that commit left pending.
 	rows, err := s.conn.QueryContext(ctx, `
 		WITH c AS (SELECT sequenced FROM restlive_cursor WHERE name = 'default'),
 		b AS (
@@ -190,28 +203,51 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 			RETURNING o.seq, o.model, o.pk, o.op, o.old, o.new
 		),
 		k AS (
-			UPDATE restlive_cursor SET sequenced = sequenced + (SELECT count(*) FROM b)
-			WHERE name = 'default' AND EXISTS (SELECT FROM b)
+			UPDATE restlive_cursor SET sequenced = sequenced + (SELECT count(*) FROM b), published = greatest(published, $2)
+			WHERE name = 'default' AND (published < $2 OR EXISTS (SELECT FROM b))
 		)
-		SELECT seq, model, pk, op, old, new FROM u ORDER BY seq`, limit)
+		SELECT seq, model, pk, op, old, new FROM u ORDER BY seq`, limit, s.pending)
 	if err != nil {
 		return nil, fmt.Errorf("capture: sequence outbox: %w", err)
 	}
 	got, err := scanRows(rows)
-	if err == nil && len(got) > 0 {
+	if err != nil {
+		return nil, err
+	}
+	s.published = s.pending
+	if len(got) > 0 {
 		s.sequenced = int64(got[len(got)-1].seq)
 	}
-	return got, err
+	return got, nil
 }
+
+func (s *postgresSession) dirty() bool { return s.pending != s.published }
 
 func (s *postgresSession) valid() bool { return true }
 
-func (s *postgresSession) commit(ctx context.Context, seq uint64) error {
-	if _, err := s.conn.ExecContext(ctx,
-		`UPDATE restlive_cursor SET published = $1 WHERE name = 'default'`, int64(seq)); err != nil {
-		return fmt.Errorf("capture: write cursor: %w", err)
+// commit leaves the cursor to the next read, which writes it in the same
+// statement, or to flush.
+func (s *postgresSession) commit(_ context.Context, seq uint64) error {
+	s.pending = int64(seq)
+	return nil
+}
+
+// flush writes the cursor. If the session's connection is gone, it
+// writes through another: without the lock another reader may have taken
+// over, but the changes up to pending were published, and seq values never
+// change once given, so moving published forward to pending (never back)
+// stays true and spares the other reader publishing them again.
+func (s *postgresSession) flush(ctx context.Context) error {
+	if s.pending == s.published {
+		return nil
 	}
-	s.published = int64(seq)
+	const update = `UPDATE restlive_cursor SET published = greatest(published, $1) WHERE name = 'default'`
+	if _, err := s.conn.ExecContext(ctx, update, s.pending); err != nil {
+		if _, err2 := s.b.db.ExecContext(ctx, update, s.pending); err2 != nil {
+			return fmt.Errorf("capture: write cursor: %w", errors.Join(err, err2))
+		}
+	}
+	s.published = s.pending
 	return nil
 }
 
@@ -273,7 +309,9 @@ func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-ch
 	return ctx.Err()
 }
 
-func (s *postgresSession) prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error) {
+func (s *postgresSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), queryTimeout)
+	defer cancel()
 	// Rows are in seq order and roughly in created_at order: the first row
 	// young enough to keep bounds what age allows to delete, found by
 	// walking the old rows only.
@@ -291,7 +329,7 @@ func (s *postgresSession) prune(ctx context.Context, retention time.Duration, ma
 		cut = max(young-1, s.sequenced-maxRows)
 	}
 	cut = min(cut, s.published) // never a row not yet published
-	return deleteUpTo(ctx, s.conn, `DELETE FROM restlive_outbox WHERE id IN
+	return deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE id IN
 		(SELECT id FROM restlive_outbox WHERE seq <= $1 ORDER BY seq LIMIT 10000)`, cut)
 }
 

@@ -30,6 +30,11 @@ type Config struct {
 	// BatchSize is the most changes published in one call. Defaults to
 	// 1000.
 	BatchSize int
+	// BatchDelay is how long the reader waits, once woken, before reading
+	// when its last read found changes: under a stream of small writes it
+	// then reads them a few at a time instead of one by one, for at most
+	// that much latency. Negative means no delay. Defaults to 1ms.
+	BatchDelay time.Duration
 	// Retention is how long published outbox rows are kept (for clients
 	// that resume from a seq). Defaults to 24 hours.
 	Retention time.Duration
@@ -61,6 +66,9 @@ func (c *Config) setDefaults(d Dialect) {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
 	}
+	if c.BatchDelay == 0 {
+		c.BatchDelay = time.Millisecond
+	}
 	if c.Retention <= 0 {
 		c.Retention = 24 * time.Hour
 	}
@@ -84,12 +92,14 @@ func (c *Config) setDefaults(d Dialect) {
 // stand by and one of them takes over when it stops or dies.
 //
 // Delivery is exactly once in the normal path: the reader persists the
-// last published seq after each publish and resumes after it. If a process
-// dies after Publish returns and before the cursor is written (a window of
-// one database round trip), the next reader publishes that batch again,
-// with the same Seq values (on PostgreSQL seq is given before publishing;
-// on SQLite it is the rowid), so a consumer that must never see a
-// duplicate can drop changes whose Seq it has seen.
+// last published seq and resumes after it, also when stopped by
+// cancelling Run's context or when its database connection breaks. If the
+// process dies after Publish returns and before the cursor is written (it
+// is written with the next read on PostgreSQL, when the reader goes idle,
+// and at most 10ms after a publish on SQLite), the next reader publishes
+// those changes again, with the same Seq values (on PostgreSQL seq is
+// given before publishing; on SQLite it is the rowid), so a consumer that
+// must never see a duplicate can drop changes whose Seq it has seen.
 //
 // Run and Nudge may be called concurrently; Run once at a time.
 type Reader struct {
@@ -181,6 +191,9 @@ func (r *Reader) Run(ctx context.Context) error {
 		err = r.serve(ctx, s, backoff)
 		s.close()
 		if ctx.Err() != nil {
+			if err != nil && !errors.Is(err, ctx.Err()) {
+				log.Warn("capture: outbox reader stopped with an error", "err", err)
+			}
 			break
 		}
 		if errors.Is(err, errLostLead) {
@@ -194,33 +207,64 @@ func (r *Reader) Run(ctx context.Context) error {
 	return nil
 }
 
+// queryTimeout bounds each statement of the reader.
+const queryTimeout = 30 * time.Second
+
+// cursorDelay bounds how long the cursor may lag behind what was
+// published while the reader is busy. Writing it after every batch would
+// cost SQLite a write transaction per batch, as many as the application's
+// own when it writes one row at a time.
+const cursorDelay = 10 * time.Millisecond
+
 // serve reads and publishes until ctx is cancelled or something fails.
-func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) error {
+// The cursor is written with the next read where the database allows (on
+// PostgreSQL), at most cursorDelay after a publish otherwise, and when the
+// reader stops.
+func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) (err error) {
+	// Statements run with a context that only times out: cancelling one
+	// midway can break the session's connection (pgx does), and the
+	// cursor must still be written once changes are published, or the
+	// next reader would publish them again. ctx is checked between them.
+	db := func(f func(context.Context) error) error {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+		defer cancel()
+		return f(qctx)
+	}
+	defer func() {
+		if ferr := db(s.flush); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}()
 	nextPrune := time.Now()
 	for {
-		if err := s.renew(ctx); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := db(s.renew); err != nil {
+			return err
+		}
+		busy := false
 		for {
-			rows, err := s.next(ctx, r.cfg.BatchSize)
+			var rows []row
+			err := db(func(ctx context.Context) (err error) {
+				rows, err = s.next(ctx, r.cfg.BatchSize)
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			if len(rows) == 0 {
 				break
 			}
+			busy = true
 			if !s.valid() {
 				return errLostLead
 			}
 			if err := r.cfg.Publisher.Publish(ctx, r.changes(rows)); err != nil {
 				return fmt.Errorf("capture: publish: %w", err)
 			}
-			// Once published, the cursor must move even if the reader is
-			// being stopped, or the next one would publish again.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			err = s.commit(cctx, rows[len(rows)-1].seq)
-			cancel()
-			if err != nil {
+			last := rows[len(rows)-1].seq
+			if err := db(func(ctx context.Context) error { return s.commit(ctx, last) }); err != nil {
 				return err
 			}
 			backoff.reset()
@@ -228,17 +272,37 @@ func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) error {
 				break
 			}
 		}
+		// The cursor waits for the next read, which may write it for free,
+		// unless this one found nothing: then the reader is idle.
+		if !busy {
+			if err := db(s.flush); err != nil {
+				return err
+			}
+		}
 		if now := time.Now(); now.After(nextPrune) {
 			nextPrune = now.Add(r.cfg.PruneInterval)
 			n, err := s.prune(ctx, r.cfg.Retention, r.cfg.MaxRows)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			if err != nil && ctx.Err() == nil {
 				r.cfg.Logger.WarnContext(ctx, "capture: prune outbox", "err", err)
 			} else if n > 0 {
 				r.cfg.Logger.DebugContext(ctx, "capture: pruned outbox", "rows", n)
 			}
 		}
-		if err := s.wait(ctx, r.cfg.PollInterval, r.nudged); err != nil {
+		poll := r.cfg.PollInterval
+		if s.dirty() {
+			poll = min(poll, cursorDelay)
+		}
+		if err := s.wait(ctx, poll, r.nudged); err != nil {
 			return err
+		}
+		if busy && r.cfg.BatchDelay > 0 {
+			// Under load, let a few writes gather rather than read them one
+			// by one: the reader's work per read costs about what a write
+			// does.
+			sleep(ctx, r.cfg.BatchDelay)
 		}
 	}
 }
@@ -335,15 +399,21 @@ type session interface {
 	next(ctx context.Context, limit int) ([]row, error)
 	// valid reports whether this process is still certainly the reader.
 	valid() bool
-	// commit records seq as the last published.
+	// commit records seq as the last published. It may write the cursor
+	// later, when flush is called or with the next read.
 	commit(ctx context.Context, seq uint64) error
+	// flush writes the cursor if commit has not.
+	flush(ctx context.Context) error
+	// dirty reports whether flush has something to write.
+	dirty() bool
 	// renew keeps the lead, returning errLostLead if it was lost.
 	renew(ctx context.Context) error
 	// wait returns when new rows may be there: after d, on nudged, or
 	// sooner if the database says so.
 	wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error
 	// prune deletes published rows older than retention or beyond
-	// maxRows.
+	// maxRows. It stops between statements when ctx is cancelled, but does
+	// not cancel them.
 	prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error)
 	// close ends the session, giving up the lead.
 	close()

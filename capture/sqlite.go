@@ -12,12 +12,13 @@ import (
 // On SQLite the outbox's seq is the rowid. Writers are serialized by the
 // database, so rowids are handed out in commit order and a reader that
 // sees seq n has seen every committed seq below it: reading seq > cursor
-// is sound. AUTOINCREMENT keeps a seq from being reused once pruning has
-// deleted the highest rows, which would hide the reused ones below the
-// cursor.
+// is sound. A new rowid is one more than the highest, so pruning always
+// keeps the newest row: were it deleted, its seq would be reused, below
+// the cursor. (AUTOINCREMENT would do the same at the cost of a write to
+// sqlite_sequence in every captured transaction.)
 var sqliteSchema = []string{
 	`CREATE TABLE IF NOT EXISTS restlive_outbox (
-		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		seq INTEGER PRIMARY KEY,
 		created_at INTEGER NOT NULL DEFAULT (unixepoch()),
 		model TEXT NOT NULL,
 		pk TEXT NOT NULL,
@@ -105,21 +106,24 @@ func (b *sqliteBackend) lead(ctx context.Context) (session, error) {
 		s.close()
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
 	}
+	s.pending = s.published
 	return s, nil
 }
 
 func (b *sqliteBackend) standby() time.Duration { return b.cfg.Lease / 5 }
 
 type sqliteSession struct {
-	b          *sqliteBackend
-	published  int64
-	leaseUntil time.Time
+	b *sqliteBackend
+	// published is the cursor as written, pending as published.
+	published, pending int64
+	flushedAt          time.Time
+	leaseUntil         time.Time
 }
 
 func (s *sqliteSession) next(ctx context.Context, limit int) ([]row, error) {
 	rows, err := s.b.db.QueryContext(ctx,
 		`SELECT seq, model, pk, op, old, new FROM restlive_outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
-		s.published, limit)
+		s.pending, limit)
 	if err != nil {
 		return nil, fmt.Errorf("capture: read outbox: %w", err)
 	}
@@ -128,22 +132,37 @@ func (s *sqliteSession) next(ctx context.Context, limit int) ([]row, error) {
 
 // valid reports whether the lease is certainly still ours: a margin of a
 // quarter of the lease covers the time publishing takes.
+func (s *sqliteSession) dirty() bool { return s.pending != s.published }
+
 func (s *sqliteSession) valid() bool {
 	return time.Until(s.leaseUntil) > s.b.cfg.Lease/4
 }
 
 func (s *sqliteSession) commit(ctx context.Context, seq uint64) error {
+	s.pending = int64(seq)
+	if time.Since(s.flushedAt) < cursorDelay {
+		return nil
+	}
+	return s.flush(ctx)
+}
+
+// flush writes the cursor, renewing the lease and checking that it is
+// still ours.
+func (s *sqliteSession) flush(ctx context.Context) error {
+	if s.pending == s.published {
+		return nil
+	}
 	until := time.Now().Add(s.b.cfg.Lease)
 	res, err := s.b.db.ExecContext(ctx,
 		`UPDATE restlive_cursor SET published = ?, lease_until = ? WHERE name = 'default' AND owner = ?`,
-		int64(seq), until.UnixMilli(), s.b.owner)
+		s.pending, until.UnixMilli(), s.b.owner)
 	if err != nil {
 		return fmt.Errorf("capture: write cursor: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return errLostLead
 	}
-	s.published, s.leaseUntil = int64(seq), until
+	s.published, s.leaseUntil, s.flushedAt = s.pending, until, time.Now()
 	return nil
 }
 
@@ -177,7 +196,9 @@ func (s *sqliteSession) wait(ctx context.Context, d time.Duration, nudged <-chan
 	return nil
 }
 
-func (s *sqliteSession) prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error) {
+func (s *sqliteSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), queryTimeout)
+	defer cancel()
 	// Rows are in seq order and roughly in created_at order: the first row
 	// young enough to keep bounds what age allows to delete, found by
 	// walking the old rows only.
@@ -197,8 +218,9 @@ func (s *sqliteSession) prune(ctx context.Context, retention time.Duration, maxR
 	default:
 		cut = max(young-1, latest-maxRows)
 	}
-	cut = min(cut, s.published) // never a row not yet published
-	return deleteUpTo(ctx, s.b.db, `DELETE FROM restlive_outbox WHERE seq IN
+	// Never a row not yet published, nor the newest (see sqliteSchema).
+	cut = min(cut, s.published, latest-1)
+	return deleteUpTo(run, ctx, s.b.db, `DELETE FROM restlive_outbox WHERE seq IN
 		(SELECT seq FROM restlive_outbox WHERE seq <= ? ORDER BY seq LIMIT 10000)`, cut)
 }
 
@@ -213,10 +235,10 @@ func (s *sqliteSession) close() {
 
 // deleteUpTo deletes in chunks of 10,000 rows, so that pruning never
 // holds the write lock (SQLite) or a long transaction (PostgreSQL) for
-// long.
-func deleteUpTo(ctx context.Context, db execer, query string, cut int64) (int64, error) {
+// long, and stops between chunks when run is cancelled.
+func deleteUpTo(run, ctx context.Context, db execer, query string, cut int64) (int64, error) {
 	var total int64
-	for {
+	for run.Err() == nil {
 		res, err := db.ExecContext(ctx, query, cut)
 		if err != nil {
 			return total, fmt.Errorf("capture: prune outbox: %w", err)
@@ -227,9 +249,10 @@ func deleteUpTo(ctx context.Context, db execer, query string, cut int64) (int64,
 		}
 		total += n
 		if n < 10000 {
-			return total, nil
+			break
 		}
 	}
+	return total, nil
 }
 
 type execer interface {

@@ -1,0 +1,152 @@
+package capture
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/restlive/restlive/live"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// discard is a Publisher that counts and drops.
+type discard struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (d *discard) Publish(_ context.Context, changes []live.Change) error {
+	d.mu.Lock()
+	d.n += len(changes)
+	d.mu.Unlock()
+	return nil
+}
+
+// BenchmarkInsert measures single-row autocommit inserts as fast as one
+// connection can make them: without capture ("plain"), with the triggers
+// installed ("triggers"), and with a reader publishing what they record
+// as well ("reader"), which on a 2-core machine competes with the writer.
+func BenchmarkInsert(b *testing.B) {
+	for _, db := range []struct {
+		name string
+		open func(testing.TB) *testDB
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		for _, mode := range []string{"plain", "triggers", "reader"} {
+			b.Run(db.name+"/"+mode, func(b *testing.B) {
+				d := db.open(b)
+				if mode != "plain" {
+					d.install(b, tasks)
+				}
+				if mode == "reader" {
+					startReader(b, d, Config{Publisher: &discard{}, Logger: quiet})
+				}
+				insert := d.q(`INSERT INTO tasks (list_id, title) VALUES (?, 'benchmark')`)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					if _, err := d.db.Exec(insert, i%100); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// latencies is a Publisher that records how long after its write began
+// each change was published.
+type latencies struct {
+	mu    sync.Mutex
+	start []time.Time
+	took  []time.Duration
+	all   chan struct{}
+}
+
+func (l *latencies) Publish(_ context.Context, changes []live.Change) error {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range changes {
+		i, _ := strconv.Atoi(c.PK)
+		l.took = append(l.took, now.Sub(l.start[i]))
+		if len(l.took) == len(l.start)-1 {
+			close(l.all)
+		}
+	}
+	return nil
+}
+
+// BenchmarkLatency writes at a steady 1,000 inserts per second and
+// reports the time from the start of each write to its publication, p50,
+// p99 and max. On SQLite, "poll" relies on the reader's 5ms poll alone
+// and "nudge" nudges it after each write, as an application does after
+// its own writes.
+func BenchmarkLatency(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		open  func(testing.TB) *testDB
+		nudge bool
+	}{
+		{"sqlite/poll", openSQLite, false},
+		{"sqlite/nudge", openSQLite, true},
+		{"postgres", openPostgres, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			d := tc.open(b)
+			d.install(b, tasks)
+			// Space for the ids is allocated before the clock runs.
+			const rate = 1000
+			n := max(b.N, 1)
+			lat := &latencies{start: make([]time.Time, n+1), all: make(chan struct{})}
+			r, _ := startReader(b, d, Config{Publisher: lat, Logger: quiet, PollInterval: defaultPoll(d.dialect)})
+			insert := d.q(`INSERT INTO tasks (id, list_id) VALUES (?, ?)`)
+			tick := time.NewTicker(time.Second / rate)
+			defer tick.Stop()
+			b.ResetTimer()
+			began := time.Now()
+			for i := 1; i <= n; i++ {
+				<-tick.C
+				lat.mu.Lock()
+				lat.start[i] = time.Now()
+				lat.mu.Unlock()
+				if _, err := d.db.Exec(insert, i, i%100); err != nil {
+					b.Fatal(err)
+				}
+				if tc.nudge {
+					r.Nudge()
+				}
+			}
+			select {
+			case <-lat.all:
+			case <-time.After(30 * time.Second):
+				b.Fatalf("only %d of %d changes published", len(lat.took), n)
+			}
+			elapsed := time.Since(began)
+			b.StopTimer()
+			lat.mu.Lock()
+			took := slices.Clone(lat.took)
+			lat.mu.Unlock()
+			slices.Sort(took)
+			pct := func(p float64) float64 {
+				return float64(took[min(len(took)-1, int(p*float64(len(took))))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "writes/s")
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(pct(1), "max-ms")
+		})
+	}
+}
+
+func defaultPoll(d Dialect) time.Duration {
+	var c Config
+	c.setDefaults(d)
+	return c.PollInterval
+}

@@ -1,0 +1,51 @@
+// Package capture records every committed write to the tables behind
+// live views in the database itself, with triggers that append to an
+// outbox table in the writing transaction, and publishes them as
+// live.Change values in commit order once they commit. Writes through an
+// ORM, raw SQL, bulk updates and other processes are all seen; rolled-back
+// ones never are; and none is lost while the server restarts, because the
+// reader resumes after the last seq it published.
+//
+//	err := capture.Install(ctx, db, capture.SQLite, capture.Table{
+//		Model: "todolist.Task", Table: "tasks", PK: "id", Fields: []string{"list_id"},
+//	})
+//	r, err := capture.NewReader(db, capture.SQLite, capture.Config{Publisher: layer})
+//	go r.Run(ctx)
+//
+// # Databases
+//
+// SQLite through the pure-Go github.com/glebarez/go-sqlite driver
+// (GORM's github.com/glebarez/sqlite). The reader reads while the
+// application writes, so open the database in WAL mode with a busy
+// timeout, on every connection:
+//
+//	file:app.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)
+//
+// Without WAL the reader's polls block writers; without busy_timeout a
+// writer that meets the reader's cursor update fails with SQLITE_BUSY.
+// The reader polls (every 5ms by default) and Reader.Nudge wakes it at
+// once after a write through this process. Writes made with INSERT OR
+// REPLACE report the replaced row as an insert, without its old values,
+// since SQLite fires no delete trigger for it.
+//
+// PostgreSQL 15 or later through github.com/jackc/pgx/v5/stdlib (GORM's
+// gorm.io/driver/postgres). The triggers NOTIFY at commit, which wakes the
+// reader; a poll every second is a safety net. The reader holds one
+// connection of db's pool for as long as it runs.
+//
+// # Outbox and cursor
+//
+// Install creates restlive_outbox (one row per written row: seq, model,
+// pk, op, and the Table's Fields before and after as JSON) and
+// restlive_cursor (the last published seq, and who reads). Seq increases
+// in commit order without gaps, so it can serve as an offset for clients
+// that resume. The reader prunes published rows older than
+// Config.Retention or beyond Config.MaxRows.
+//
+// # Many processes
+//
+// Any number of processes may run a Reader on one database: one reads,
+// the others stand by and take over when it stops or dies. On PostgreSQL
+// the reader holds a session advisory lock; on SQLite a lease in the
+// cursor row, renewed as it works and checked by every cursor write.
+package capture

@@ -1,0 +1,116 @@
+package gormlive
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/restlive/restlive/capture"
+)
+
+// The database side of View: the triggers of package capture that record
+// every committed write to the view's table, whoever makes it.
+
+// CaptureTable describes the view's table for package capture: its name,
+// its primary key column, and the columns whose old and new values a
+// change carries (GroupFields, and LookupField when it is not the primary
+// key), all read from M's GORM schema.
+func (v *View[M]) CaptureTable() (capture.Table, error) {
+	m, err := v.meta()
+	if err != nil {
+		return capture.Table{}, err
+	}
+	t := capture.Table{Model: v.Label, Table: m.schema.Table, PK: m.pk.DBName}
+	t.Fields = append(t.Fields, v.GroupFields...)
+	if m.lookup != m.pk && !contains(t.Fields, m.lookup.DBName) {
+		t.Fields = append(t.Fields, m.lookup.DBName)
+	}
+	return t, nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// A CaptureTabler describes a table to capture; every *View is one.
+type CaptureTabler interface {
+	CaptureTable() (capture.Table, error)
+}
+
+var _ CaptureTabler = (*View[struct{ ID int }])(nil)
+
+// CaptureDialect returns the capture.Dialect of db's dialector: SQLite
+// (github.com/glebarez/sqlite) or PostgreSQL (gorm.io/driver/postgres).
+func CaptureDialect(db *gorm.DB) (capture.Dialect, error) {
+	switch name := db.Dialector.Name(); name {
+	case "sqlite":
+		return capture.SQLite, nil
+	case "postgres":
+		return capture.Postgres, nil
+	default:
+		return "", fmt.Errorf("gormlive: capture does not support the %q dialect", name)
+	}
+}
+
+// InstallCapture installs the outbox and the capture triggers of views'
+// tables in db (see capture.Install). Call it at every start, after
+// AutoMigrate: a migration that rebuilds a table drops its triggers.
+func InstallCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) error {
+	d, sqlDB, err := captureDB(db)
+	if err != nil {
+		return err
+	}
+	tables := make([]capture.Table, len(views))
+	for i, v := range views {
+		if tables[i], err = v.CaptureTable(); err != nil {
+			return err
+		}
+	}
+	return capture.Install(ctx, sqlDB, d, tables...)
+}
+
+// RemoveCapture drops the capture triggers of views' tables (see
+// capture.Remove).
+func RemoveCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) error {
+	d, sqlDB, err := captureDB(db)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(views))
+	for i, v := range views {
+		t, err := v.CaptureTable()
+		if err != nil {
+			return err
+		}
+		names[i] = t.Table
+	}
+	return capture.Remove(ctx, sqlDB, d, names...)
+}
+
+// NewCaptureReader returns a capture.Reader of db's outbox.
+func NewCaptureReader(db *gorm.DB, cfg capture.Config) (*capture.Reader, error) {
+	d, sqlDB, err := captureDB(db)
+	if err != nil {
+		return nil, err
+	}
+	return capture.NewReader(sqlDB, d, cfg)
+}
+
+func captureDB(db *gorm.DB) (capture.Dialect, *sql.DB, error) {
+	d, err := CaptureDialect(db)
+	if err != nil {
+		return "", nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return "", nil, fmt.Errorf("gormlive: capture: %w", err)
+	}
+	return d, sqlDB, nil
+}
