@@ -175,20 +175,27 @@ func (c *Collector) Deliver(d live.Delivery) {
 // received so far, and fails the test at the deadline.
 func (c *Collector) WaitFor(what string, done func(changes []live.Change, missed [][]live.Topic) bool) {
 	c.t.Helper()
-	deadline := time.NewTimer(Wait)
+	if !c.Await(Wait, done) {
+		c.t.Fatalf("%s: waited %v for %s; have %d changes", c.name, Wait, what, len(c.Changes()))
+	}
+}
+
+// Await waits up to d until done holds for the changes and missed topics
+// received so far, and reports whether it did.
+func (c *Collector) Await(d time.Duration, done func(changes []live.Change, missed [][]live.Topic) bool) bool {
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
 		ok := done(c.changes, c.missed)
-		n := len(c.changes)
 		c.mu.Unlock()
 		if ok {
-			return
+			return true
 		}
 		select {
 		case <-c.signal:
 		case <-deadline.C:
-			c.t.Fatalf("%s: waited %v for %s; have %d changes", c.name, Wait, what, n)
+			return false
 		}
 	}
 }
