@@ -46,23 +46,22 @@ type Change struct {
 // row's pk topic and, for each group-by field, the topics of its old and new
 // values.
 func (c Change) Topics() []Topic {
-	topics := []Topic{{Model: c.Model}, {Model: c.Model, Field: PK, Value: c.PK}}
-	seen := func(t Topic) bool {
-		for _, s := range topics {
-			if s == t {
-				return true
-			}
-		}
-		return false
+	return c.AppendTopics(make([]Topic, 0, 2+len(c.Old)+len(c.New)))
+}
+
+// AppendTopics appends the change's topics (see Topics) to dst.
+func (c Change) AppendTopics(dst []Topic) []Topic {
+	dst = append(dst, Topic{Model: c.Model}, Topic{Model: c.Model, Field: PK, Value: c.PK})
+	for field, value := range c.Old {
+		dst = append(dst, Topic{Model: c.Model, Field: field, Value: value})
 	}
-	for _, values := range []map[string]string{c.Old, c.New} {
-		for field, value := range values {
-			if t := (Topic{Model: c.Model, Field: field, Value: value}); !seen(t) {
-				topics = append(topics, t)
-			}
+	for field, value := range c.New {
+		if old, ok := c.Old[field]; ok && old == value {
+			continue // unchanged: already there
 		}
+		dst = append(dst, Topic{Model: c.Model, Field: field, Value: value})
 	}
-	return topics
+	return dst
 }
 
 // PK is the group-by field that means "this one instance".

@@ -9,8 +9,10 @@ import "context"
 // Implementations must be safe for concurrent use.
 type Layer interface {
 	Publisher
-	// Receive starts delivering to deliver, one call at a time and in
-	// publish order, the changes of the topics the returned Receiver joins.
+	// Receive starts delivering to deliver, one call at a time, the changes
+	// of the topics the returned Receiver joins: in publish order per topic
+	// (two changes that share no joined topic may swap; the hub reads the
+	// current state of a row, so it does not depend on their order).
 	Receive(ctx context.Context, deliver func(Delivery)) (Receiver, error)
 }
 
@@ -28,8 +30,8 @@ type Receiver interface {
 
 // A Delivery is what a Layer hands to a Receiver.
 type Delivery struct {
-	// Changes are delivered once each, in publish order, and only if one of
-	// their topics was joined.
+	// Changes are delivered once each, in publish order per topic, and
+	// only if one of their topics was joined.
 	Changes []Change
 	// Missed lists topics whose changes may have been lost (a broker
 	// connection dropped and came back). Their subscribers are told to
