@@ -32,8 +32,8 @@ type Config struct {
 	BatchSize int
 	// BatchDelay is how long the reader waits, once woken, before reading
 	// when its last read found changes: under a stream of small writes it
-	// then reads them a few at a time instead of one by one, for at most
-	// that much latency. Negative means no delay. Defaults to 1ms.
+	// then reads them a few at a time instead of one by one, trading that
+	// much latency for less work per change. Defaults to no delay.
 	BatchDelay time.Duration
 	// Retention is how long published outbox rows are kept (for clients
 	// that resume from a seq). Defaults to 24 hours.
@@ -65,9 +65,6 @@ func (c *Config) setDefaults(d Dialect) {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
-	}
-	if c.BatchDelay == 0 {
-		c.BatchDelay = time.Millisecond
 	}
 	if c.Retention <= 0 {
 		c.Retention = 24 * time.Hour
