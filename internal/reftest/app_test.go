@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -59,16 +60,23 @@ type app struct {
 	sqlDB   *sql.DB
 	layer   *live.MemoryLayer
 	queries atomic.Int64 // SELECTs run through GORM: the hub's and the views'
+	// external runs SQL in another process: the sqlite3 or psql command.
+	external func(sql string)
 }
 
 // databases runs test once on SQLite and once on PostgreSQL.
 func databases(t *testing.T, test func(t *testing.T, a *app)) {
 	t.Run("sqlite", func(t *testing.T) {
-		dsn := "file:" + filepath.Join(t.TempDir(), "test.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
-		test(t, newApp(t, sqlite.Open(dsn), capture.SQLite))
+		path := filepath.Join(t.TempDir(), "test.db")
+		a := newApp(t, sqlite.Open("file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), capture.SQLite)
+		a.external = func(sql string) { command(t, "sqlite3", "-cmd", ".timeout 5000", path, sql) }
+		test(t, a)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		test(t, newApp(t, postgres.Open(testenv.PostgresDB(t)), capture.Postgres))
+		url := testenv.PostgresDB(t)
+		a := newApp(t, postgres.Open(url), capture.Postgres)
+		a.external = func(sql string) { command(t, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql) }
+		test(t, a)
 	})
 }
 
@@ -111,6 +119,13 @@ func newApp(t *testing.T, dialector gorm.Dialector, dialect capture.Dialect) *ap
 		a.sqlDB.Close()
 	})
 	return a
+}
+
+func command(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, out)
+	}
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
