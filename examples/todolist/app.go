@@ -59,6 +59,9 @@ type Task struct {
 }
 
 const (
+	// maxIdleConns is how many database connections stay open while idle.
+	maxIdleConns = 16
+
 	maxNameLen = 200
 	maxTextLen = 1000
 )
@@ -91,6 +94,7 @@ type App struct {
 	log     *slog.Logger
 	db      *gorm.DB
 	sqlDB   *sql.DB
+	dialect capture.Dialect
 	router  *live.Router
 	reader  *capture.Reader
 
@@ -237,10 +241,16 @@ func (a *App) openDB(dsn string) (capture.Dialect, error) {
 	if err != nil {
 		return "", fmt.Errorf("todolist: open database: %w", err)
 	}
-	a.db = db
+	a.db, a.dialect = db, dialect
 	if a.sqlDB, err = db.DB(); err != nil {
 		return "", fmt.Errorf("todolist: open database: %w", err)
 	}
+	// database/sql keeps 2 idle connections by default. The hub checks
+	// several scopes at once for each change, and requests come in
+	// parallel: with so few, most queries would open a connection (a
+	// process, on PostgreSQL) and close it again.
+	a.sqlDB.SetMaxIdleConns(maxIdleConns)
+	a.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return dialect, nil
 }
 
@@ -269,9 +279,14 @@ func newLayer(_ context.Context, _ Config) (live.Layer, func() error, error) {
 	return live.NewMemoryLayer(), func() error { return nil }, nil
 }
 
-// nudge wakes the outbox reader after each write request, so that its
-// broadcasts go out at once rather than at the reader's next poll.
+// nudge wakes the outbox reader after each write request on SQLite, so
+// that its broadcasts go out at once rather than at the reader's next
+// poll. PostgreSQL's triggers wake the reader themselves, with NOTIFY at
+// commit; a nudge would only interrupt its wait for one.
 func (a *App) nudge(next http.Handler) http.Handler {
+	if a.dialect != capture.SQLite {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
 		switch r.Method {
