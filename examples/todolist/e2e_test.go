@@ -296,3 +296,32 @@ func TestShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestRestart checks that the app starts again on its database: the
+// migration and the triggers' installation are idempotent, the data and
+// the credentials survive, and broadcasts still flow.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	dsn := databases[0].dsn(t)
+	s := start(t, dsn)
+	alice := s.register(t, "alice")
+	var l List
+	s.must(t, 201, "POST", "/api/lists/", alice, `{"name":"kept"}`).decode(t, &l)
+	path := fmt.Sprintf("/api/lists/%d/", l.ID)
+	before := s.must(t, 200, "GET", path, alice, "").body
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = start(t, dsn)
+	if got := s.must(t, 200, "GET", path, alice, "").body; got != before {
+		t.Fatalf("after restart: got %s, want %s", got, before)
+	}
+	c := s.connect(t, alice)
+	subscribe(t, c, listSub("l", l.ID))
+	s.must(t, 200, "PATCH", path, alice, `{"name":"still kept"}`)
+	expect(t, c, want{"l", "UPDATED", s.must(t, 200, "GET", path, alice, "").body})
+}
