@@ -129,12 +129,11 @@ func newApp(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	dialect, err := a.openDB(cfg.DB)
-	if err != nil {
+	if err := a.openDB(cfg.DB); err != nil {
 		return nil, err
 	}
 	lists, tasks := a.views()
-	if err := a.migrate(ctx, dialect, lists, tasks); err != nil {
+	if err := a.migrate(ctx, lists, tasks); err != nil {
 		return nil, err
 	}
 	authn, err := newAuth(a.db, a.log, cfg.BcryptCost)
@@ -156,7 +155,7 @@ func newApp(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.closeRouter = sync.OnceValue(a.router.Close)
 	a.router.Register(lists, tasks)
 
-	a.reader, err = capture.NewReader(a.sqlDB, dialect, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
+	a.reader, err = gormlive.NewCaptureReader(a.db, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
@@ -213,7 +212,7 @@ func (a *App) Close() error {
 }
 
 // openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file.
-func (a *App) openDB(dsn string) (capture.Dialect, error) {
+func (a *App) openDB(dsn string) error {
 	gcfg := &gorm.Config{
 		Logger: logger.Discard,
 		// Unique and foreign key violations become gorm.ErrDuplicatedKey
@@ -228,7 +227,7 @@ func (a *App) openDB(dsn string) (capture.Dialect, error) {
 		dialector, dialect = postgres.Open(dsn), capture.Postgres
 	} else {
 		if strings.ContainsAny(dsn, "?#") {
-			return "", fmt.Errorf("todolist: SQLite path %q: '?' and '#' are not allowed", dsn)
+			return fmt.Errorf("todolist: SQLite path %q: '?' and '#' are not allowed", dsn)
 		}
 		// WAL lets the outbox reader read while requests write; the busy
 		// timeout makes a writer wait for the reader's cursor update
@@ -239,11 +238,11 @@ func (a *App) openDB(dsn string) (capture.Dialect, error) {
 	}
 	db, err := gorm.Open(dialector, gcfg)
 	if err != nil {
-		return "", fmt.Errorf("todolist: open database: %w", err)
+		return fmt.Errorf("todolist: open database: %w", err)
 	}
 	a.db, a.dialect = db, dialect
 	if a.sqlDB, err = db.DB(); err != nil {
-		return "", fmt.Errorf("todolist: open database: %w", err)
+		return fmt.Errorf("todolist: open database: %w", err)
 	}
 	// database/sql keeps 2 idle connections by default. The hub checks
 	// several scopes at once for each change, and requests come in
@@ -251,21 +250,17 @@ func (a *App) openDB(dsn string) (capture.Dialect, error) {
 	// process, on PostgreSQL) and close it again.
 	a.sqlDB.SetMaxIdleConns(maxIdleConns)
 	a.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	return dialect, nil
+	return nil
 }
 
 // migrate creates or updates the tables, then installs the capture
 // triggers of the views' tables (after, since migrating may rebuild a
 // table and drop its triggers).
-func (a *App) migrate(ctx context.Context, dialect capture.Dialect, lists *gormlive.View[List], tasks *gormlive.View[Task]) error {
+func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *gormlive.View[Task]) error {
 	if err := a.db.WithContext(ctx).AutoMigrate(&User{}, &Credential{}, &List{}, &Task{}); err != nil {
 		return fmt.Errorf("todolist: migrate: %w", err)
 	}
-	err := capture.Install(ctx, a.sqlDB, dialect,
-		capture.Table{Model: lists.Label, Table: "lists", PK: "id", Fields: lists.GroupFields},
-		capture.Table{Model: tasks.Label, Table: "tasks", PK: "id", Fields: tasks.GroupFields},
-	)
-	if err != nil {
+	if err := gormlive.InstallCapture(ctx, a.db, lists, tasks); err != nil {
 		return fmt.Errorf("todolist: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // HTTP tests of every endpoint, the refusals included, on SQLite.
@@ -370,7 +371,6 @@ func TestPage(t *testing.T) {
 	// One log line per request, naming the user.
 	alice := s.register(t, "alice")
 	s.must(t, 200, "GET", "/api/lists/?x=1", alice, "")
-	if logs := s.logs.String(); !strings.Contains(logs, `msg=http method=GET path="/api/lists/?x=1" status=200`) || !strings.Contains(logs, "user=alice") {
-		t.Errorf("no request log line in:\n%s", logs)
-	}
+	s.logs.waitFor(t, `msg=http method=GET path="/api/lists/?x=1" status=200`, 10*time.Second)
+	s.logs.waitFor(t, `user=alice`, 10*time.Second)
 }

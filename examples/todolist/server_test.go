@@ -221,13 +221,18 @@ func (s *server) connect(t *testing.T, u *user) *livetest.Communicator {
 
 // syncBuffer collects log output written by server goroutines.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	written chan struct{} // closed and replaced by each Write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
 }
 
@@ -235,4 +240,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// waitFor waits until the log contains substr, failing the test after
+// timeout: some lines are written by goroutines that finish after the
+// event a test can observe.
+func (s *syncBuffer) waitFor(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		found := strings.Contains(s.b.String(), substr)
+		if s.written == nil {
+			s.written = make(chan struct{})
+		}
+		written := s.written
+		s.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			t.Fatalf("the log lacks %s after %v:\n%s", substr, timeout, s)
+		}
+	}
 }
