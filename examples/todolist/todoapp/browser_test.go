@@ -1,4 +1,4 @@
-package main
+package todoapp
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestBrowser(t *testing.T) {
 	// The script reads the browser's path from the same variable.
 	testenv.Need(t, "RESTLIVE_CHROMIUM")
 	node := need(t, "node")
-	dir, err := filepath.Abs("browsertest")
+	dir, err := filepath.Abs(filepath.Join("..", "browsertest"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package todoapp
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func startSQLite(t *testing.T) *server { return start(t, databases[0].dsn(t)) }
 func start(t *testing.T, dsn string) *server {
 	t.Helper()
 	logs := &syncBuffer{}
-	app, err := newApp(t.Context(), Config{
+	app, err := New(t.Context(), Config{
 		DB:     dsn,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		// The cheapest hash: the tests register many users, and the cost

@@ -1,4 +1,9 @@
-package main
+// Package todoapp is the example app of restlive: a to-do list whose REST
+// API and live WebSocket subscriptions are served from the same view
+// definitions, with a web page that stays current without reloading.
+// Command todolist (the parent directory) serves it; the benchmark command
+// and the tests start it in-process.
+package todoapp
 
 import (
 	"context"
@@ -111,9 +116,9 @@ type App struct {
 	closeErr    error
 }
 
-// newApp opens and migrates the database, installs the capture triggers
+// New opens and migrates the database, installs the capture triggers
 // and starts reading the outbox. The app serves requests until Close.
-func newApp(ctx context.Context, cfg Config) (_ *App, err error) {
+func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.DB == "" {
 		cfg.DB = "todolist.db"
 	}
