@@ -90,6 +90,15 @@ type Config struct {
 	// the WebSocket (see live.Config). Defaults to none: only the app's
 	// own page.
 	OriginPatterns []string
+	// Layer carries changes from the outbox reader to the WebSockets.
+	// Defaults to a memory layer of the app's own; a Redis or NATS layer
+	// makes the app one of many processes sharing a database. The app
+	// does not close it.
+	Layer live.Layer
+	// Dialector, when set, opens the database in place of the driver DB
+	// names, which still selects the SQL dialect (a postgres:// URL or a
+	// SQLite path). The benchmark uses it to count queries at the driver.
+	Dialector gorm.Dialector
 }
 
 // App is the running app: an http.Handler, the outbox reader that feeds
@@ -134,7 +143,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	if err := a.openDB(cfg.DB); err != nil {
+	if err := a.openDB(cfg.DB, cfg.Dialector); err != nil {
 		return nil, err
 	}
 	lists, tasks := a.views()
@@ -216,8 +225,9 @@ func (a *App) Close() error {
 	return a.closeErr
 }
 
-// openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file.
-func (a *App) openDB(dsn string) error {
+// openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file,
+// through custom if it is set.
+func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 	gcfg := &gorm.Config{
 		Logger: logger.Discard,
 		// Unique and foreign key violations become gorm.ErrDuplicatedKey
@@ -240,6 +250,9 @@ func (a *App) openDB(dsn string) error {
 		// tasks. The pragmas run on every connection of the pool.
 		dialector = sqlite.Open(dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
 		dialect = capture.SQLite
+	}
+	if custom != nil {
+		dialector = custom
 	}
 	db, err := gorm.Open(dialector, gcfg)
 	if err != nil {
@@ -275,7 +288,10 @@ func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *go
 // to the WebSocket connections, and what releases it. One process needs
 // no more than memory; a Redis or NATS layer would let several processes
 // share one database.
-func newLayer(_ context.Context, _ Config) (live.Layer, func() error, error) {
+func newLayer(_ context.Context, cfg Config) (live.Layer, func() error, error) {
+	if cfg.Layer != nil {
+		return cfg.Layer, func() error { return nil }, nil
+	}
 	return live.NewMemoryLayer(), func() error { return nil }, nil
 }
 
