@@ -29,6 +29,9 @@ func (v *View[M]) Model() string { return v.Label }
 // GroupBy returns GroupFields.
 func (v *View[M]) GroupBy() []string { return v.GroupFields }
 
+// DependsOn returns v.Dependencies (see live.Dependent).
+func (v *View[M]) DependsOn() []live.Dependency { return v.Dependencies }
+
 // Lookup returns LookupField, or live.PK when it is empty.
 func (v *View[M]) Lookup() string {
 	if v.LookupField == "" {
@@ -108,6 +111,14 @@ func (v *View[M]) meta() (*viewMeta, error) {
 			return fail("group field %q means the instance itself and cannot be listed", name)
 		}
 		if _, err := column("group field", name); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range v.Dependencies {
+		if !validLabel(d.Model) {
+			return fail("dependency model %q must have the form app.Model", d.Model)
+		}
+		if _, err := column("dependency field", d.Field); err != nil {
 			return nil, err
 		}
 	}

@@ -315,6 +315,8 @@ func TestCheck(t *testing.T) {
 		{"group by Go name", (&gormlive.View[Todo]{Label: "todolist.Task", DB: db.DB, GroupFields: []string{"ListID"}}).Check(), `gormlive: view "todolist.Task": group field "ListID" is not a column of Todo`},
 		{"group pk", (&gormlive.View[Todo]{Label: "todolist.Task", DB: db.DB, GroupFields: []string{"pk"}}).Check(), `gormlive: view "todolist.Task": group field "pk" means the instance itself and cannot be listed`},
 		{"lookup", (&gormlive.View[List]{Label: "todolist.List", DB: db.DB, LookupField: "slug"}).Check(), `gormlive: view "todolist.List": lookup field "slug" is not a column of List`},
+		{"dependency field", (&gormlive.View[Todo]{Label: "todolist.Task", DB: db.DB, Dependencies: []live.Dependency{{Model: "todolist.List", Field: "list"}}}).Check(), `gormlive: view "todolist.Task": dependency field "list" is not a column of Todo`},
+		{"dependency model", (&gormlive.View[Todo]{Label: "todolist.Task", DB: db.DB, Dependencies: []live.Dependency{{Model: "List", Field: "list_id"}}}).Check(), `gormlive: view "todolist.Task": dependency model "List" must have the form app.Model`},
 		{"no pk", (&gormlive.View[NoPK]{Label: "todolist.NoPK", DB: db.DB}).Check(), `gormlive: view "todolist.NoPK": NoPK must have exactly one primary key field, it has 0`},
 	} {
 		got := ""

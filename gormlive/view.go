@@ -46,6 +46,12 @@ type View[M any] struct {
 	LookupField string
 	// GroupFields are the columns subscribers may group by ("list_id").
 	GroupFields []string
+	// Dependencies are the other models Query reads: a task visible when
+	// its list is public depends on {Model: "todolist.List", Field:
+	// "list_id"}. When a row of one of them changes, the scopes it may
+	// concern are read again, so subscribers learn of instances that
+	// entered or left them. Defaults to none.
+	Dependencies []live.Dependency
 	// Vary returns what Query, Permit, PermitObject and Serialize read of
 	// the request besides Args and Query: subscriptions whose Vary, group,
 	// Args and Query are equal share one query and one serialization per

@@ -33,6 +33,7 @@ type hub struct {
 	groups  map[groupKey]*group
 	byTopic map[Topic]map[*group]struct{} // the topic each group joined
 	byPK    map[modelPK]map[*group]struct{}
+	byDep   map[Topic]map[*group]struct{} // the dependency topics each group joined
 }
 
 type groupKey struct {
@@ -45,6 +46,7 @@ type modelPK struct{ model, pk string }
 type group struct {
 	key   groupKey
 	topic Topic
+	deps  []Topic // topics of the rows of other models the scope reads
 	scope Scope
 
 	mu      sync.Mutex
@@ -75,6 +77,7 @@ func newHub(rt *Router) *hub {
 		groups:  make(map[groupKey]*group),
 		byTopic: make(map[Topic]map[*group]struct{}),
 		byPK:    make(map[modelPK]map[*group]struct{}),
+		byDep:   make(map[Topic]map[*group]struct{}),
 	}
 }
 
@@ -136,11 +139,12 @@ func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
 	if err != nil {
 		return nil, err
 	}
+	topics := append([]Topic{topic}, dependencyTopics(view, m)...)
 	recv, err := h.receiver(c.ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := recv.Join(c.ctx, topic); err != nil {
+	if err := recv.Join(c.ctx, topics...); err != nil {
 		return nil, err
 	}
 	key := groupKey{
@@ -149,7 +153,7 @@ func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
 	}
 	s := &subscription{conn: c, msg: m, head: broadcastHead(m.dialect, m.id, m.model)}
 	for {
-		g := h.group(key, topic, scope)
+		g := h.group(key, topics, scope)
 		g.mu.Lock()
 		if g.dead {
 			g.mu.Unlock()
@@ -159,14 +163,14 @@ func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
 			if err := h.load(g); err != nil {
 				g.mu.Unlock()
 				h.drop(g)
-				recv.Leave(h.ctx, topic)
+				recv.Leave(h.ctx, topics...)
 				return nil, err
 			}
 		}
 		if m.action == "retrieve" && len(g.members) == 0 {
 			g.mu.Unlock()
 			h.drop(g)
-			recv.Leave(h.ctx, topic)
+			recv.Leave(h.ctx, topics...)
 			return nil, Errorf(404, "%s %q not found", m.model, m.value)
 		}
 		s.group = g
@@ -176,16 +180,38 @@ func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
 	}
 }
 
+// dependencyTopics returns the topics of the other models' rows a
+// subscription's scope reads (see Dependent).
+func dependencyTopics(view View, m *message) []Topic {
+	d, ok := view.(Dependent)
+	if !ok {
+		return nil
+	}
+	var topics []Topic
+	for _, dep := range d.DependsOn() {
+		if m.groupBy == dep.Field {
+			topics = append(topics, Topic{Model: dep.Model, Field: PK, Value: m.value})
+		} else {
+			topics = append(topics, Topic{Model: dep.Model})
+		}
+	}
+	return topics
+}
+
 // group returns the group of key, creating it (not yet loaded) if needed.
-func (h *hub) group(key groupKey, topic Topic, scope Scope) *group {
+// topics are the group's own topic and its dependency topics.
+func (h *hub) group(key groupKey, topics []Topic, scope Scope) *group {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if g, ok := h.groups[key]; ok {
 		return g
 	}
-	g := &group{key: key, topic: topic, scope: scope, subs: make(map[*subscription]struct{})}
+	g := &group{key: key, topic: topics[0], deps: topics[1:], scope: scope, subs: make(map[*subscription]struct{})}
 	h.groups[key] = g
-	addTo(h.byTopic, topic, g)
+	addTo(h.byTopic, g.topic, g)
+	for _, t := range g.deps {
+		addTo(h.byDep, t, g)
+	}
 	return g
 }
 
@@ -220,6 +246,9 @@ func (h *hub) drop(g *group) {
 		delete(h.groups, g.key)
 	}
 	removeFrom(h.byTopic, g.topic, g)
+	for _, t := range g.deps {
+		removeFrom(h.byDep, t, g)
+	}
 	for pk := range g.members {
 		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
 	}
@@ -238,7 +267,7 @@ func (h *hub) unsubscribe(s *subscription) {
 	recv := h.recv
 	h.recvOnce.Unlock()
 	if recv != nil {
-		if err := recv.Leave(h.ctx, g.topic); err != nil {
+		if err := recv.Leave(h.ctx, append([]Topic{g.topic}, g.deps...)...); err != nil {
 			h.rt.cfg.Logger.Warn("live: leave topic", "topic", g.topic.String(), "err", err)
 		}
 	}
@@ -261,58 +290,120 @@ func (h *hub) deliver(d Delivery) {
 	}
 	sem := make(chan struct{}, h.rt.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for g, changes := range work {
+	for g, w := range work {
 		if len(work) == 1 {
-			h.process(g, changes)
+			h.process(g, w)
 			break
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			h.process(g, changes)
+			h.process(g, w)
 		}()
 	}
 	wg.Wait()
 }
 
+// work is what a batch asks of one group.
+type work struct {
+	changes []*Change // of the group's model, in order
+	// recheck asks for the whole scope to be read again: a row of a model
+	// the scope depends on changed.
+	recheck bool
+}
+
 // route finds, for each change, the groups it may concern: those that
-// joined one of its topics and those that hold its row (which it may have
-// left, whatever its old values were).
-func (h *hub) route(changes []Change) map[*group][]*Change {
-	work := make(map[*group][]*Change)
+// joined one of its topics, those that hold its row (which it may have
+// left, whatever its old values were), and those that depend on it.
+func (h *hub) route(changes []Change) map[*group]*work {
+	all := make(map[*group]*work)
+	get := func(g *group) *work {
+		w := all[g]
+		if w == nil {
+			w = &work{}
+			all[g] = w
+		}
+		return w
+	}
+	add := func(g *group, c *Change) {
+		w := get(g)
+		if n := len(w.changes); n == 0 || w.changes[n-1] != c {
+			w.changes = append(w.changes, c)
+		}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var topics []Topic
 	for i := range changes {
 		c := &changes[i]
-		seen := func(g *group) bool {
-			list := work[g]
-			return len(list) > 0 && list[len(list)-1] == c
-		}
-		for _, t := range c.Topics() {
+		topics = c.AppendTopics(topics[:0])
+		for _, t := range topics {
 			for g := range h.byTopic[t] {
-				if !seen(g) {
-					work[g] = append(work[g], c)
-				}
+				add(g, c)
+			}
+			for g := range h.byDep[t] {
+				get(g).recheck = true
 			}
 		}
 		for g := range h.byPK[modelPK{c.Model, c.PK}] {
-			if !seen(g) {
-				work[g] = append(work[g], c)
-			}
+			add(g, c)
 		}
 	}
-	return work
+	return all
 }
 
-// process checks g's scope for the rows of changes with one Fetch and
-// queues the resulting broadcasts to g's subscribers.
-func (h *hub) process(g *group, changes []*Change) {
+// process checks g's scope for the rows of w's changes with one Fetch, or
+// reads the whole scope again if w asks for it, and queues the resulting
+// broadcasts to g's subscribers.
+func (h *hub) process(g *group, w *work) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.dead || !g.loaded || len(g.subs) == 0 {
 		return
 	}
+	var d diff
+	if w.recheck {
+		fresh, err := g.scope.Members(h.ctx)
+		if !h.fetched(g, err) {
+			return
+		}
+		now := make(map[string]bool, len(fresh))
+		for _, in := range fresh {
+			now[in.PK] = true
+			d.apply(g, in.PK, in, true)
+		}
+		for pk := range g.members {
+			if !now[pk] {
+				d.apply(g, pk, Instance{}, false)
+			}
+		}
+	} else {
+		now, ok := h.fetch(g, w.changes)
+		if !ok {
+			return
+		}
+		for _, c := range w.changes {
+			in, visible := now[c.PK]
+			d.apply(g, c.PK, in, visible)
+		}
+	}
+	if len(d.entered)+len(d.left) > 0 {
+		h.mu.Lock()
+		for _, pk := range d.entered {
+			addTo(h.byPK, modelPK{g.key.model, pk}, g)
+		}
+		for _, pk := range d.left {
+			if _, back := g.members[pk]; !back {
+				removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// fetch reads the current state of the rows of changes in g's scope.
+func (h *hub) fetch(g *group, changes []*Change) (map[string]Instance, bool) {
 	// A row whose last change in the batch is a delete is gone: no need to
 	// ask the database about it.
 	last := make(map[string]Op, len(changes))
@@ -326,62 +417,65 @@ func (h *hub) process(g *group, changes []*Change) {
 		}
 	}
 	now := make(map[string]Instance, len(pks))
-	if len(pks) > 0 {
-		found, err := g.scope.Fetch(h.ctx, pks)
-		if err != nil {
-			if h.ctx.Err() == nil {
-				h.rt.cfg.Logger.Error("live: fetch changed instances", "model", g.key.model, "err", err)
-				h.tellResync(g)
-			}
+	if len(pks) == 0 {
+		return now, true
+	}
+	found, err := g.scope.Fetch(h.ctx, pks)
+	if !h.fetched(g, err) {
+		return nil, false
+	}
+	for _, in := range found {
+		now[in.PK] = in
+	}
+	return now, true
+}
+
+// fetched reports whether err is nil. Otherwise g's subscribers may have
+// missed a change: they are told to resynchronise.
+func (h *hub) fetched(g *group, err error) bool {
+	if err == nil {
+		return true
+	}
+	if h.ctx.Err() == nil {
+		h.rt.cfg.Logger.Error("live: read changed instances", "model", g.key.model, "err", err)
+		h.tellResync(g)
+	}
+	return false
+}
+
+// diff collects how a group's members change in one batch.
+type diff struct{ entered, left []string }
+
+// apply updates g's member pk to its current state (in, if visible) and
+// queues the broadcast it makes to g's subscribers. Called with g.mu held.
+//
+// The state is read after the changes, so several changes of a row in a
+// batch, or a change committed before a subscription loaded its members
+// but delivered after, can show the same state: UPDATED is only sent when
+// the serialized instance differs from what the subscribers last saw.
+func (d *diff) apply(g *group, pk string, in Instance, visible bool) {
+	m, was := g.members[pk]
+	var tail []byte
+	switch {
+	case visible && was:
+		if bytes.Equal(m.data, in.Data) {
 			return
 		}
-		for _, in := range found {
-			now[in.PK] = in
-		}
+		tail = broadcastTail("UPDATED", in.Data)
+		g.members[pk] = member{id: in.ID, data: in.Data}
+	case visible:
+		tail = broadcastTail("CREATED", in.Data)
+		g.members[pk] = member{id: in.ID, data: in.Data}
+		d.entered = append(d.entered, pk)
+	case was:
+		tail = broadcastTail("DELETED", m.id)
+		delete(g.members, pk)
+		d.left = append(d.left, pk)
+	default:
+		return
 	}
-	// The state is read after the changes, so several changes of a row in
-	// a batch, or a change committed before a subscription loaded its
-	// members but delivered after, can show the same state: UPDATED is only
-	// sent when the serialized instance differs from what the subscribers
-	// last saw.
-	var entered, left []string
-	for _, c := range changes {
-		in, visible := now[c.PK]
-		m, was := g.members[c.PK]
-		var tail []byte
-		switch {
-		case visible && was:
-			if bytes.Equal(m.data, in.Data) {
-				continue
-			}
-			tail = broadcastTail("UPDATED", in.Data)
-			g.members[c.PK] = member{id: in.ID, data: in.Data}
-		case visible:
-			tail = broadcastTail("CREATED", in.Data)
-			g.members[c.PK] = member{id: in.ID, data: in.Data}
-			entered = append(entered, c.PK)
-		case was:
-			tail = broadcastTail("DELETED", m.id)
-			delete(g.members, c.PK)
-			left = append(left, c.PK)
-		default:
-			continue
-		}
-		for s := range g.subs {
-			s.conn.send(frame{head: s.head, tail: tail})
-		}
-	}
-	if len(entered)+len(left) > 0 {
-		h.mu.Lock()
-		for _, pk := range entered {
-			addTo(h.byPK, modelPK{g.key.model, pk}, g)
-		}
-		for _, pk := range left {
-			if _, back := g.members[pk]; !back {
-				removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
-			}
-		}
-		h.mu.Unlock()
+	for s := range g.subs {
+		s.conn.send(frame{head: s.head, tail: tail})
 	}
 }
 

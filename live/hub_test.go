@@ -8,17 +8,20 @@ import (
 	"testing"
 )
 
-// staticScope holds every pk it is asked about.
-type staticScope struct{}
+// versionScope holds every pk it is asked about, each time in a new
+// version, so that every change is an UPDATED.
+type versionScope struct{ version *int }
 
-func (staticScope) Key() string { return "" }
-func (staticScope) Members(context.Context) ([]Instance, error) {
+func (versionScope) Key() string { return "" }
+func (versionScope) Members(context.Context) ([]Instance, error) {
 	return []Instance{{PK: "1", ID: json.RawMessage(`{"id":1}`)}}, nil
 }
-func (staticScope) Fetch(_ context.Context, pks []string) ([]Instance, error) {
+func (s versionScope) Fetch(_ context.Context, pks []string) ([]Instance, error) {
+	*s.version++
+	v := fmt.Sprint(*s.version)
 	out := make([]Instance, len(pks))
 	for i, pk := range pks {
-		out[i] = Instance{PK: pk, ID: json.RawMessage(`{"id":` + pk + `}`), Data: json.RawMessage(`{"id":` + pk + `,"text":"buy milk","done":true,"list":14}`)}
+		out[i] = Instance{PK: pk, ID: json.RawMessage(`{"id":` + pk + `}`), Data: json.RawMessage(`{"id":` + pk + `,"text":"buy milk ` + v + `","done":true,"list":14}`)}
 	}
 	return out, nil
 }
@@ -32,7 +35,7 @@ func BenchmarkDeliver(b *testing.B) {
 			h := rt.hub
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			g := h.group(groupKey{model: "a.B", field: "list_id", value: "14"}, Topic{Model: "a.B", Field: "list_id", Value: "14"}, staticScope{})
+			g := h.group(groupKey{model: "a.B", field: "list_id", value: "14"}, []Topic{{Model: "a.B", Field: "list_id", Value: "14"}}, versionScope{new(int)})
 			g.mu.Lock()
 			if err := h.load(g); err != nil {
 				b.Fatal(err)
@@ -50,6 +53,9 @@ func BenchmarkDeliver(b *testing.B) {
 			for b.Loop() {
 				h.deliver(Delivery{Changes: change})
 				for _, c := range conns {
+					if len(c.queue) != 1 {
+						b.Fatalf("%d frames queued, want 1", len(c.queue))
+					}
 					c.queue = c.queue[:0]
 				}
 			}

@@ -21,6 +21,7 @@ type todoTable struct {
 	mu     sync.Mutex
 	rows   map[int]todo
 	nextID int
+	hidden map[int]bool // lists whose to-dos no one sees
 
 	fetches atomic.Int64 // Fetch calls, the hub's queries per change
 }
@@ -33,7 +34,15 @@ type todo struct {
 }
 
 func newTodoTable(layer live.Publisher) *todoTable {
-	return &todoTable{layer: layer, rows: make(map[int]todo), nextID: 1}
+	return &todoTable{layer: layer, rows: make(map[int]todo), nextID: 1, hidden: make(map[int]bool)}
+}
+
+// hide hides or shows a list's to-dos: a change of an app.List row.
+func (t *todoTable) hide(listID int, hidden bool) {
+	t.mu.Lock()
+	t.hidden[listID] = hidden
+	t.mu.Unlock()
+	t.publish(live.Change{Model: "app.List", PK: strconv.Itoa(listID), Op: live.OpUpdate})
 }
 
 func (t *todoTable) publish(c live.Change) {
@@ -86,6 +95,11 @@ func (v *todoView) Model() string     { return "app.Todo" }
 func (v *todoView) GroupBy() []string { return []string{"list_id"} }
 func (v *todoView) Lookup() string    { return live.PK }
 
+// DependsOn says that a to-do is visible only when its list is.
+func (v *todoView) DependsOn() []live.Dependency {
+	return []live.Dependency{{Model: "app.List", Field: "list_id"}}
+}
+
 func (v *todoView) Subscribe(_ context.Context, req *live.Request) (live.Scope, error) {
 	if v.refuse != nil && v.refuse(req) {
 		return nil, live.ErrForbidden
@@ -105,7 +119,7 @@ func (s *todoScope) Key() string { return s.req.UserID }
 
 func (s *todoScope) matches(r todo) bool {
 	req := s.req
-	if req.Anonymous() && r.ListID%2 != 0 {
+	if req.Anonymous() && r.ListID%2 != 0 || s.view.table.hidden[r.ListID] {
 		return false
 	}
 	switch req.GroupBy {

@@ -442,3 +442,36 @@ func TestSharedScopeOneFetchPerChange(t *testing.T) {
 		})
 	}
 }
+
+// A to-do leaves its subscribers' scopes when its list is hidden, though no
+// to-do row changed, and enters them again when the list is shown.
+func TestDependencyChange(t *testing.T) {
+	f := newFixture(t, live.Config{})
+	a := f.table.create("a", 2)
+	b := f.table.create("b", 2)
+	other := f.table.create("other list", 4)
+	group, single := f.connect(t, ""), f.connect(t, "")
+	subscribe(t, group, map[string]any{"request_id": 1, "model": "app.Todo", "group_by": "list_id", "value": 2})
+	subscribe(t, single, map[string]any{"request_id": 2, "model": "app.Todo", "value": a.ID})
+	subscribe(t, single, map[string]any{"request_id": 3, "model": "app.Todo", "value": other.ID})
+
+	f.table.hide(2, true)
+	deleted := map[string]bool{}
+	for range 2 {
+		m := group.Receive()
+		expect(t, m, map[string]any{"request_id": 1, "action": "DELETED"})
+		deleted[fmt.Sprint(instance(t, m)["id"])] = true
+	}
+	if !deleted[fmt.Sprint(a.ID)] || !deleted[fmt.Sprint(b.ID)] {
+		t.Fatalf("DELETED %v, want to-dos %d and %d", deleted, a.ID, b.ID)
+	}
+	expect(t, single.Receive(), map[string]any{"request_id": 2, "action": "DELETED"})
+
+	f.table.hide(2, false)
+	for range 2 {
+		expect(t, group.Receive(), map[string]any{"request_id": 1, "action": "CREATED"})
+	}
+	expect(t, single.Receive(), map[string]any{"request_id": 2, "action": "CREATED"})
+	group.ReceiveNothing()
+	single.ReceiveNothing() // the to-do of list 4 did not move
+}

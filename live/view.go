@@ -30,6 +30,26 @@ type View interface {
 	Subscribe(ctx context.Context, req *Request) (Scope, error)
 }
 
+// A Dependent view's scopes read other models: a task is visible when its
+// list is. A change of a row of one of those models can move instances in
+// or out of the view's scopes without any change of their own rows, so when
+// one arrives the hub reads the affected scopes again, whole (one Members
+// query each), and sends the differences.
+type Dependent interface {
+	DependsOn() []Dependency
+}
+
+// A Dependency says that the instances whose Field holds the primary key
+// of a row of Model may enter or leave scopes when that row changes.
+type Dependency struct {
+	// Model is the other model's label, "todolist.List".
+	Model string
+	// Field is this model's column that holds the other row's primary key,
+	// "list_id". A subscription grouped by Field is re-read only when its
+	// own row of Model changes; any other one when any row of Model does.
+	Field string
+}
+
 // A Scope is the set of instances one subscription sees: the view's
 // queryset as the request sees it, narrowed by the group, the view keyword
 // arguments and the query parameters.

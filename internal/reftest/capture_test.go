@@ -6,6 +6,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/restlive/restlive/live"
+
 	"github.com/restlive/restlive/live/livetest"
 )
 
@@ -115,5 +117,36 @@ func TestMoveBetweenLists(t *testing.T) {
 		receive(t, new, 2, "CREATED", todoJSON(todo))
 		old.ReceiveNothing()
 		new.ReceiveNothing()
+	})
+}
+
+// A to-do is visible while its list is not archived: archiving the list
+// changes no to-do row, yet its to-dos leave their subscribers' scopes.
+func TestDependency(t *testing.T) {
+	databases(t, func(t *testing.T, a *app) {
+		view := a.todoView()
+		view.Query = func(db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+			return db.Select("todos.*").Joins("JOIN lists ON lists.id = todos.list_id").Where("NOT lists.archived"), nil
+		}
+		view.Dependencies = []live.Dependency{{Model: "test_app.List", Field: "list_id"}}
+		rt := a.router(view)
+		list := a.makeList("groceries")
+		todo := a.makeTodo(list, "buy milk")
+		group, single := connect(t, rt, ""), connect(t, rt, "")
+		subscribe(t, group, map[string]any{"request_id": 1, "model": "test_app.Todo", "group_by": "list_id", "value": list.ID})
+		subscribe(t, single, map[string]any{"request_id": 2, "model": "test_app.Todo", "value": todo.ID})
+
+		if err := a.db.Model(list).Update("archived", true).Error; err != nil {
+			t.Fatal(err)
+		}
+		receive(t, group, 1, "DELETED", map[string]any{"id": todo.ID})
+		receive(t, single, 2, "DELETED", map[string]any{"id": todo.ID})
+		if err := a.db.Model(list).Update("archived", false).Error; err != nil {
+			t.Fatal(err)
+		}
+		receive(t, group, 1, "CREATED", todoJSON(todo))
+		receive(t, single, 2, "CREATED", todoJSON(todo))
+		group.ReceiveNothing()
+		single.ReceiveNothing()
 	})
 }
