@@ -352,8 +352,11 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		Label:       "todolist.Task",
 		DB:          a.db,
 		GroupFields: []string{"list_id"},
-		Query:       queryTasks,
-		Decode:      decodeTask,
+		// A task is visible when its list is: a list made private hides
+		// its tasks from the subscribers who no longer see it.
+		Dependencies: []live.Dependency{{Model: "todolist.List", Field: "list_id"}},
+		Query:        queryTasks,
+		Decode:       decodeTask,
 		Validate: func(ctx context.Context, req *live.Request, t *Task) error {
 			errs := gormlive.FieldErrors{}
 			checkText(errs, "text", t.Text, maxTextLen)

@@ -180,11 +180,23 @@ func (w *world) tell(v *viewer, s *msub, pk uint, now bool, data func() string) 
 	w.expected[v] = append(w.expected[v], want{s.id, action, instance}.String())
 }
 
-// listChanged predicts the broadcasts of a committed write of list id.
+// listChanged predicts the broadcasts of a committed write of list id: of
+// the list itself, and of the tasks that entered or left the task groups
+// of the list as who may see it changed (the task view depends on lists).
 func (w *world) listChanged(id uint) {
 	for _, v := range w.viewers {
 		if s := v.listSubs[id]; s != nil {
 			w.tell(v, s, id, w.seesList(v, id), func() string { return encode(w.t, w.lists[id]) })
+		}
+		for _, s := range v.taskSubs {
+			if s.list != id {
+				continue
+			}
+			for _, tid := range w.taskIDs {
+				if now := w.inScope(v, s, tid); now != s.members[tid] {
+					w.tell(v, s, tid, now, func() string { return encode(w.t, w.tasks[tid]) })
+				}
+			}
 		}
 	}
 }
