@@ -100,9 +100,9 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	for _, s := range c.subs {
 		rt.hub.unsubscribe(s)
 	}
-	rt.untrack(c)
 	ws.CloseNow()
 	log.Info("live: disconnected", "user", userID, "duration", time.Since(start).Round(time.Millisecond), "reason", closeReason(err))
+	rt.untrack(c)
 }
 
 func closeReason(err error) string {

@@ -104,6 +104,7 @@ type Router struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	served sync.WaitGroup // the connections' ServeHTTP calls
 }
 
 // NewRouter returns a Router with no views.
@@ -152,9 +153,10 @@ func (rt *Router) register(v View) error {
 // Layer returns the layer the router receives changes from.
 func (rt *Router) Layer() Layer { return rt.cfg.Layer }
 
-// Close closes every connection with 1001 (going away) and stops receiving
-// changes. Register it with http.Server.RegisterOnShutdown: the server's
-// Shutdown does not close hijacked connections such as WebSockets.
+// Close closes every connection with 1001 (going away), waits until their
+// ServeHTTP calls have returned, and stops receiving changes. Register it
+// with http.Server.RegisterOnShutdown: the server's Shutdown does not close
+// hijacked connections such as WebSockets.
 func (rt *Router) Close() error {
 	rt.mu.Lock()
 	rt.closed = true
@@ -172,6 +174,7 @@ func (rt *Router) Close() error {
 		}()
 	}
 	wg.Wait()
+	rt.served.Wait()
 	return rt.hub.close()
 }
 
@@ -182,6 +185,7 @@ func (rt *Router) track(c *conn) bool {
 		return false
 	}
 	rt.conns[c] = struct{}{}
+	rt.served.Add(1)
 	return true
 }
 
@@ -189,6 +193,7 @@ func (rt *Router) untrack(c *conn) {
 	rt.mu.Lock()
 	delete(rt.conns, c)
 	rt.mu.Unlock()
+	rt.served.Done()
 }
 
 // ServeHTTP upgrades the request to a WebSocket and serves subscriptions on
