@@ -306,14 +306,14 @@ func TestRestart(t *testing.T) {
 			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, ?)`, i, 14+i%2)
 		}
 		startReader(t, d, Config{Publisher: rec, BatchSize: 30})
-		got := rec.wait(t, 101)
+		rec.wait(t, 101)
 		want := []live.Change{task(live.OpInsert, "1", nil, m("list_id", "14"))}
 		for i := 2; i <= 101; i++ {
 			want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", strconv.Itoa(14+i%2))))
 		}
 		// A write after the catch-up proves nothing more was coming.
 		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (102, 14)`)
-		got = rec.waitFor(t, "todolist.Task", "102")
+		got := rec.waitFor(t, "todolist.Task", "102")
 		checkChanges(t, got, append(want, task(live.OpInsert, "102", nil, m("list_id", "14"))))
 	})
 }

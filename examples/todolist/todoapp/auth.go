@@ -116,7 +116,7 @@ func (a *auth) middleware(next http.Handler) http.Handler {
 		user, err := a.requestUser(r)
 		if errors.Is(err, errBadToken) {
 			w.Header().Set("WWW-Authenticate", "Token")
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"detail": err.Error()})
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"detail": "Invalid token."})
 			return
 		}
 		if err != nil {
@@ -133,7 +133,8 @@ func (a *auth) middleware(next http.Handler) http.Handler {
 	})
 }
 
-var errBadToken = errors.New("Invalid token.")
+// errBadToken is answered 401 with DRF's message for it, "Invalid token.".
+var errBadToken = errors.New("invalid token")
 
 // requestUser returns the user r's Authorization header names, else the
 // user of its session cookie, else nil.

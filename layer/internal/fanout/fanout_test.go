@@ -22,11 +22,10 @@ func (nopBroker) Sync(context.Context, []string) error        { return nil }
 var naming = Naming{Prefix: "t", Sep: '.'}
 
 type harness struct {
-	t     *testing.T
-	f     *Fanout
-	r     live.Receiver
-	got   chan live.Delivery
-	batch uint64
+	t   *testing.T
+	f   *Fanout
+	r   live.Receiver
+	got chan live.Delivery
 }
 
 func newHarness(t *testing.T, topics ...live.Topic) *harness {
