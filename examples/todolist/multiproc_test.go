@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/restlive/restlive/internal/testenv"
+)
+
+// Three todolist processes share one database and one broker, as behind a
+// load balancer; 30 WebSocket clients, ten on each, subscribe to the tasks
+// of one public list; REST writes go to all three. In turn:
+//
+//  1. 100 writes (10 tasks, each created and then updated 9 times): every
+//     client receives all 100 broadcasts, once each, each task's in order.
+//  2. The broker restarts while writes go on: the servers keep their
+//     clients, reconnect, and tell every client to resync; the writes
+//     after that reach every client, once each and in order.
+//  3. The process that reads the outbox is killed (SIGKILL) while writes
+//     go on: its clients are disconnected, another process takes over the
+//     outbox, and the other clients receive every later write once.
+//
+// To count broadcasts exactly, the writes of phases 1 and 3 go in lock
+// step: a task's next version is written once every connected client has
+// received the last (the hub reads the current state of a changed row, so
+// two quick writes of one row may reach a subscriber as one broadcast).
+// Ten tasks advance concurrently. Phase 2's writers do not wait: there a
+// client must see each task's versions in increasing order, never twice.
+func TestManyServers(t *testing.T) {
+	for _, b := range brokers {
+		for _, db := range databases {
+			t.Run(b.name+"/"+db.name, func(t *testing.T) {
+				t.Parallel()
+				testManyServers(t, b, db.dsn(t))
+			})
+		}
+	}
+}
+
+// brokerEnv is a broker the servers share, started for one test.
+type brokerEnv struct {
+	url         string
+	stop, start func(testing.TB)
+}
+
+// brokerKind is a kind of broker the command takes.
+type brokerKind struct {
+	name  string
+	flag  string // the command's flag
+	lost  string // what a server logs when the broker goes away
+	start func(testing.TB) brokerEnv
+}
+
+var brokers = []brokerKind{
+	{"redis", "-redis", "layer/redis: connection lost", func(t testing.TB) brokerEnv {
+		r := testenv.StartRedis(t)
+		return brokerEnv{r.URL, r.Stop, r.Start}
+	}},
+	{"nats", "-nats", "layer/nats: connection lost", func(t testing.TB) brokerEnv {
+		n := testenv.StartNATS(t)
+		return brokerEnv{n.URL, n.Stop, n.Start}
+	}},
+}
+
+var databases = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "todolist.db") }},
+	{"postgres", func(t *testing.T) string { return testenv.PostgresDB(t) }},
+}
+
+const (
+	nServers      = 3
+	nClients      = 30
+	nChains       = 10 // tasks written concurrently
+	deliveryLimit = 20 * time.Second
+	// takeoverLimit bounds phase 3's wait for another process to read the
+	// outbox: the SQLite lease lasts 5s unless renewed.
+	takeoverLimit = 30 * time.Second
+)
+
+// cluster is the servers of one test and what the test wrote.
+type cluster struct {
+	t       *testing.T
+	servers []*proc
+	dead    []atomic.Bool // servers the writes avoid
+	rest    *rest
+	obs     *observer
+	list    uint
+
+	ids  [nChains]uint // each chain's task
+	next [nChains]int  // each chain's next version
+	turn atomic.Int64  // spreads the writes over the servers
+}
+
+func testManyServers(t *testing.T, b brokerKind, dsn string) {
+	begin := time.Now()
+	broker := b.start(t) // first: it skips the test if Redis is missing
+	bin := command(t, raceEnabled)
+	t.Logf("built in %v", time.Since(begin))
+
+	// The three start at once, as a deployment would start them, and
+	// migrate the database concurrently.
+	c := &cluster{t: t, rest: newREST(t), obs: newObserver(), dead: make([]atomic.Bool, nServers)}
+	for i := range nServers {
+		c.servers = append(c.servers, spawn(t, fmt.Sprintf("server%d", i), bin, "-addr", "127.0.0.1:0", "-db", dsn, b.flag, broker.url))
+	}
+	for _, p := range c.servers {
+		m, err := p.log.waitMatch(servingRE, 60*time.Second, p.exited)
+		if err != nil {
+			t.Fatalf("%s does not serve: %v", p.name, err)
+		}
+		p.url, p.ws = "http://"+m[1], "ws://"+m[1]+"/ws/subscribe/"
+	}
+	t.Logf("serving after %v", time.Since(begin))
+	c.list = setupList(t, c.rest, c.servers[0])
+	for i := range nClients {
+		s := i % nServers
+		c.obs.connect(t, fmt.Sprintf("client%d@server%d", i, s), s, c.servers[s], c.list)
+	}
+	c.obs.must(t, deliveryLimit, "every subscription's ack", func() bool {
+		for _, cl := range c.obs.clients {
+			if !cl.acked {
+				return false
+			}
+		}
+		return true
+	})
+	t.Cleanup(func() { c.obs.check(t) })
+
+	t.Logf("subscribed after %v", time.Since(begin))
+
+	// 1. 100 writes, every broadcast to every client.
+	start := time.Now()
+	from := c.next
+	c.lockstep(10, nil)
+	c.exact("phase 1", from)
+	c.obs.mu.Lock()
+	for _, cl := range c.obs.clients {
+		n := 0
+		for _, v := range cl.versions {
+			n += len(v)
+		}
+		if n != 100 || cl.frames != 101 {
+			t.Errorf("%s received %d broadcasts in %d frames, want 100 in 101 (with the ack)", cl.name, n, cl.frames)
+		}
+	}
+	c.obs.mu.Unlock()
+	t.Logf("phase 1: 100 writes, 3000 broadcasts in %v", time.Since(start).Round(time.Millisecond))
+	if t.Failed() {
+		return
+	}
+
+	// 2. The broker restarts while writers write.
+	start = time.Now()
+	stopWriters := c.freeRun()
+	c.waitWrites(2)
+	broker.stop(t)
+	for _, p := range c.servers {
+		if err := p.log.waitCount(b.lost, 1, deliveryLimit); err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+	}
+	c.waitWrites(2) // writes while the broker is away
+	broker.start(t)
+	c.obs.must(t, deliveryLimit, "every client to be told to resync", func() bool {
+		for _, cl := range c.obs.clients {
+			if cl.resyncs == 0 || cl.closed {
+				return false
+			}
+		}
+		return true
+	})
+	c.waitWrites(2)
+	if err := stopWriters(); err != nil {
+		t.Fatal(err)
+	}
+	from = c.next
+	c.lockstep(3, nil)
+	c.exact("phase 2 (after the broker came back)", from)
+	t.Logf("phase 2: broker restarted, every client resynced and received the later writes in %v", time.Since(start).Round(time.Millisecond))
+	if t.Failed() {
+		return
+	}
+
+	// 3. The outbox reader is killed while writes go on.
+	start = time.Now()
+	leader := c.leader()
+	victim := c.servers[leader]
+	readers := make([]int, nServers)
+	for i, p := range c.servers {
+		readers[i] = p.log.count("capture: reading the outbox")
+	}
+	from = c.next
+	killAt := from[0] + 2
+	c.lockstep(6, func() {
+		// Once a third of phase 3 is through: the test goroutine waits
+		// for it while the chains write.
+		c.obs.must(t, takeoverLimit, "phase 3 to get going", func() bool {
+			for _, cl := range c.obs.clients {
+				if cl.last(c.ids[0]) < killAt {
+					return false
+				}
+			}
+			return true
+		})
+		c.dead[leader].Store(true)
+		victim.cmd.Process.Kill()
+	})
+	if err := victim.wait(t, deliveryLimit); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("%s: %v, want killed", victim.name, err)
+	}
+	c.obs.must(t, deliveryLimit, "the clients of the killed server to be disconnected", func() bool {
+		for _, cl := range c.obs.clients {
+			if cl.server == leader && !cl.closed {
+				return false
+			}
+		}
+		return true
+	})
+	c.obs.mu.Lock()
+	for _, cl := range c.obs.clients {
+		if cl.server != leader && cl.closed {
+			t.Errorf("%s was disconnected: %v", cl.name, cl.closeErr)
+		}
+	}
+	c.obs.mu.Unlock()
+	c.exact("phase 3 (a server killed)", from)
+	tookOver := false
+	for i, p := range c.servers {
+		if i != leader && p.log.count("capture: reading the outbox") > readers[i] {
+			tookOver = true
+		}
+	}
+	if !tookOver {
+		t.Errorf("no other server took over the outbox from %s", victim.name)
+	}
+	t.Logf("phase 3: %s (the outbox reader) killed, its clients disconnected, the others received every later write; %v",
+		victim.name, time.Since(start).Round(time.Millisecond))
+
+	for i, p := range c.servers {
+		if i != leader {
+			p.stop(t)
+		}
+	}
+}
+
+// write writes version of chain's task (creating it at version 0) through
+// the next server in turn that is not dead. A request that fails without
+// an answer is sent again to another server: writing a version twice
+// changes nothing the second time.
+func (c *cluster) write(ctx context.Context, chain, version int) error {
+	body := map[string]any{"text": taskText(chain, version), "list": c.list}
+	for attempt := 0; ; attempt++ {
+		var s int
+		for {
+			s = int(c.turn.Add(1) % nServers)
+			if !c.dead[s].Load() {
+				break
+			}
+		}
+		srv := c.servers[s]
+		var err error
+		if version == 0 {
+			var task struct{ ID uint }
+			err = c.rest.do(ctx, "POST", srv.url+"/api/tasks/", nil, body, &task)
+			if err == nil {
+				c.ids[chain] = task.ID
+			}
+		} else {
+			err = c.rest.do(ctx, "PUT", fmt.Sprintf("%s/api/tasks/%d/", srv.url, c.ids[chain]), nil, body, nil)
+		}
+		var status *statusError
+		if err == nil || errors.As(err, &status) || !c.dead[s].Load() || attempt == 3 || version == 0 {
+			return err
+		}
+	}
+}
+
+// lockstep advances every chain by steps versions, each written once
+// every connected client has received the last. meanwhile, if not nil,
+// runs on the test goroutine while the chains write.
+func (c *cluster) lockstep(steps int, meanwhile func()) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errs := make([]error, nChains)
+	var wg sync.WaitGroup
+	for chain := range nChains {
+		wg.Go(func() {
+			for range steps {
+				v := c.next[chain]
+				if err := c.write(ctx, chain, v); err != nil {
+					errs[chain] = err
+					return
+				}
+				c.next[chain]++
+				if err := c.obs.seenByAll(takeoverLimit, c.ids[chain], v); err != nil {
+					errs[chain] = err
+					return
+				}
+			}
+		})
+	}
+	if meanwhile != nil {
+		meanwhile()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// freeRun starts a writer per chain that writes versions one after the
+// other without waiting for broadcasts, until the returned function
+// stops them.
+func (c *cluster) freeRun() (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make([]error, nChains)
+	var wg sync.WaitGroup
+	for chain := range nChains {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				c.obs.mu.Lock()
+				v := c.next[chain]
+				c.obs.mu.Unlock()
+				if err := c.write(ctx, chain, v); err != nil {
+					if ctx.Err() == nil {
+						errs[chain] = err
+					}
+					return
+				}
+				c.obs.mu.Lock()
+				c.next[chain]++
+				c.obs.notify()
+				c.obs.mu.Unlock()
+			}
+		})
+	}
+	return func() error {
+		cancel()
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+}
+
+// waitWrites waits until every free-running writer has written n more
+// versions.
+func (c *cluster) waitWrites(n int) {
+	c.t.Helper()
+	c.obs.mu.Lock()
+	target := c.next
+	c.obs.mu.Unlock()
+	c.obs.must(c.t, deliveryLimit, fmt.Sprintf("%d more writes of each task", n), func() bool {
+		for chain := range nChains {
+			if c.next[chain] < target[chain]+n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// exact checks that every connected client received each version written
+// since from once, in order, and nothing later.
+func (c *cluster) exact(phase string, from [nChains]int) {
+	c.t.Helper()
+	c.obs.mu.Lock()
+	defer c.obs.mu.Unlock()
+	for _, cl := range c.obs.clients {
+		if cl.closed {
+			continue
+		}
+		for chain := range nChains {
+			var got []int
+			for _, v := range cl.versions[c.ids[chain]] {
+				if v >= from[chain] {
+					got = append(got, v)
+				}
+			}
+			want := make([]int, 0, c.next[chain]-from[chain])
+			for v := from[chain]; v < c.next[chain]; v++ {
+				want = append(want, v)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				c.t.Errorf("%s: %s received versions %v of task %d, want %v", phase, cl.name, got, c.ids[chain], want)
+			}
+		}
+	}
+}
+
+// leader returns the index of the server that reads the outbox: the one
+// whose last word about it is that it reads it. It waits for there to be
+// exactly one.
+func (c *cluster) leader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(deliveryLimit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var leaders []int
+		for i, p := range c.servers {
+			log := p.log.String()
+			last := strings.LastIndex(log, `msg="capture: `)
+			if last >= 0 && strings.HasPrefix(log[last:], `msg="capture: reading the outbox"`) {
+				leaders = append(leaders, i)
+			}
+		}
+		if len(leaders) == 1 {
+			return leaders[0]
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("servers %v say that they read the outbox, want one", leaders)
+		}
+		// The servers write their logs on their own: there is nothing
+		// to wait on but the logs themselves.
+		<-tick.C
+	}
+}
