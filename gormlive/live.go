@@ -199,7 +199,36 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 	} else {
 		s.key = req.UserID
 	}
+	if v.QueryVary != nil {
+		return &sharedScope[M]{scope: s, queryKey: v.QueryVary(req)}, nil
+	}
 	return s, nil
+}
+
+// sharedScope is a scope whose query other requests' scopes share (see
+// View.QueryVary and live.SharedScope).
+type sharedScope[M any] struct {
+	*scope[M]
+	queryKey string
+}
+
+func (s *sharedScope[M]) QueryKey() string { return s.queryKey }
+
+// Rows runs the scope's query for pks, unserialized: one query, like Fetch.
+func (s *sharedScope[M]) Rows(ctx context.Context, pks []string) (any, error) {
+	return s.rows(ctx, pks)
+}
+
+// Render applies the scope's request's PermitObject and Serialize to rows
+// from the Rows of a scope with the same QueryKey.
+func (s *sharedScope[M]) Render(rows any) ([]live.Instance, error) {
+	r, ok := rows.([]M)
+	if !ok {
+		return nil, fmt.Errorf("gormlive: %s: Render of %T, want the []%T of Rows", s.view.Label, rows, *new(M))
+	}
+	// No I/O happens here: GORM's field readers take a context but use
+	// none.
+	return s.render(context.Background(), r)
 }
 
 // scope is the live.Scope of one View: Query narrowed by one field's value
@@ -247,6 +276,16 @@ func (s *scope[M]) Members(ctx context.Context) ([]live.Instance, error) {
 // all of pks (on databases other than PostgreSQL, one per maxFetchVars
 // pks); a pk that is not of the primary key's type matches nothing.
 func (s *scope[M]) Fetch(ctx context.Context, pks []string) ([]live.Instance, error) {
+	rows, err := s.rows(ctx, pks)
+	if err != nil {
+		return nil, err
+	}
+	return s.render(ctx, rows)
+}
+
+// rows returns the rows among pks that Query and the scope's field let
+// through now.
+func (s *scope[M]) rows(ctx context.Context, pks []string) ([]M, error) {
 	if s.pkOnly {
 		// A scope of one instance cannot hold any other: spare the query.
 		found := false
@@ -282,6 +321,12 @@ func (s *scope[M]) Fetch(ctx context.Context, pks []string) ([]live.Instance, er
 			rows = append(rows, got...)
 		}
 	}
+	return rows, nil
+}
+
+// render returns, serialized, the rows PermitObject lets the scope's
+// request see.
+func (s *scope[M]) render(ctx context.Context, rows []M) ([]live.Instance, error) {
 	out := make([]live.Instance, 0, len(rows))
 	for i := range rows {
 		if s.view.PermitObject != nil && !s.view.PermitObject(s.req, &rows[i]) {

@@ -58,6 +58,13 @@ type View[M any] struct {
 	// change. Defaults to req.UserID; set it when the view reads headers,
 	// cookies or the session.
 	Vary func(req *live.Request) string
+	// QueryVary returns what Query reads of the request besides Args and
+	// Query, when that is less than what Vary names: "" for a Query that
+	// reads nothing of the user, where PermitObject decides who sees what.
+	// Subscriptions whose QueryVary, group, Args and Query are equal then
+	// share one query per change, and PermitObject and Serialize run on its
+	// rows for each. Defaults to nil: each Vary runs its own query.
+	QueryVary func(req *live.Request) string
 
 	// The fields below serve the write actions of package rest ("create",
 	// "update", "partial_update"); the real-time side never reads them.

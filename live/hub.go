@@ -288,21 +288,72 @@ func (h *hub) deliver(d Delivery) {
 	if len(work) == 0 {
 		return
 	}
+	jobs := h.plan(work)
+	if len(jobs) == 1 {
+		jobs[0]()
+		return
+	}
 	sem := make(chan struct{}, h.rt.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for g, w := range work {
-		if len(work) == 1 {
-			h.process(g, w)
-			break
-		}
+	for _, job := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			h.process(g, w)
+			job()
 		}()
 	}
 	wg.Wait()
+}
+
+// familyKey is a groupKey whose scope part is a SharedScope's QueryKey:
+// the groups of a family run the same query.
+type familyKey groupKey
+
+// plan turns a batch's work into jobs that may run concurrently: one per
+// group, but one per family of groups whose scopes share their query, which
+// then runs once for all of them.
+func (h *hub) plan(work map[*group]*work) []func() {
+	var jobs []func()
+	families := make(map[familyKey][]*group)
+	for g, w := range work {
+		if ss, ok := g.scope.(SharedScope); ok && !w.recheck {
+			fk := familyKey(g.key)
+			fk.scope = ss.QueryKey()
+			families[fk] = append(families[fk], g)
+			continue
+		}
+		jobs = append(jobs, func() {
+			h.process(g, w, func(pks []string) ([]Instance, error) { return g.scope.Fetch(h.ctx, pks) })
+		})
+	}
+	for _, groups := range families {
+		jobs = append(jobs, func() { h.processFamily(groups, work) })
+	}
+	return jobs
+}
+
+// processFamily reads the rows the changes of a family's groups name with
+// one query, and lets each group's scope render what its request sees.
+func (h *hub) processFamily(groups []*group, work map[*group]*work) {
+	var changes []*Change
+	for _, g := range groups {
+		changes = append(changes, work[g].changes...)
+	}
+	pks := livePKs(changes)
+	var rows any
+	var err error
+	if len(pks) > 0 {
+		rows, err = groups[0].scope.(SharedScope).Rows(h.ctx, pks)
+	}
+	for _, g := range groups {
+		h.process(g, work[g], func([]string) ([]Instance, error) {
+			if err != nil {
+				return nil, err
+			}
+			return g.scope.(SharedScope).Render(rows)
+		})
+	}
 }
 
 // work is what a batch asks of one group.
@@ -356,7 +407,7 @@ func (h *hub) route(changes []Change) map[*group]*work {
 // process checks g's scope for the rows of w's changes with one Fetch, or
 // reads the whole scope again if w asks for it, and queues the resulting
 // broadcasts to g's subscribers.
-func (h *hub) process(g *group, w *work) {
+func (h *hub) process(g *group, w *work, read func(pks []string) ([]Instance, error)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.dead || !g.loaded || len(g.subs) == 0 {
@@ -379,7 +430,7 @@ func (h *hub) process(g *group, w *work) {
 			}
 		}
 	} else {
-		now, ok := h.fetch(g, w.changes)
+		now, ok := h.fetch(g, w.changes, read)
 		if !ok {
 			return
 		}
@@ -402,10 +453,28 @@ func (h *hub) process(g *group, w *work) {
 	}
 }
 
-// fetch reads the current state of the rows of changes in g's scope.
-func (h *hub) fetch(g *group, changes []*Change) (map[string]Instance, bool) {
-	// A row whose last change in the batch is a delete is gone: no need to
-	// ask the database about it.
+// fetch reads, with read, the current state of the rows of changes in g's
+// scope.
+func (h *hub) fetch(g *group, changes []*Change, read func(pks []string) ([]Instance, error)) (map[string]Instance, bool) {
+	pks := livePKs(changes)
+	now := make(map[string]Instance, len(pks))
+	if len(pks) == 0 {
+		return now, true
+	}
+	found, err := read(pks)
+	if !h.fetched(g, err) {
+		return nil, false
+	}
+	for _, in := range found {
+		now[in.PK] = in
+	}
+	return now, true
+}
+
+// livePKs returns the distinct pks of changes whose rows may still exist:
+// a row whose last change in the batch is a delete is gone, and the
+// database need not be asked about it.
+func livePKs(changes []*Change) []string {
 	last := make(map[string]Op, len(changes))
 	for _, c := range changes {
 		last[c.PK] = c.Op
@@ -416,18 +485,7 @@ func (h *hub) fetch(g *group, changes []*Change) (map[string]Instance, bool) {
 			pks = append(pks, pk)
 		}
 	}
-	now := make(map[string]Instance, len(pks))
-	if len(pks) == 0 {
-		return now, true
-	}
-	found, err := g.scope.Fetch(h.ctx, pks)
-	if !h.fetched(g, err) {
-		return nil, false
-	}
-	for _, in := range found {
-		now[in.PK] = in
-	}
-	return now, true
+	return pks
 }
 
 // fetched reports whether err is nil. Otherwise g's subscribers may have

@@ -71,6 +71,25 @@ type Scope interface {
 	Fetch(ctx context.Context, pks []string) ([]Instance, error)
 }
 
+// A SharedScope can share its query with the scopes of other requests:
+// those whose queries are the same, and only what their object permissions
+// and serializer read (typically the user) differs. When a change concerns
+// many such scopes, say one per user watching a public list, the hub reads
+// the rows once with Rows and lets each scope Render what its request sees,
+// instead of running one Fetch per scope.
+type SharedScope interface {
+	Scope
+	// QueryKey tells apart the requests whose queries differ. Requests with
+	// equal QueryKey may have different Keys.
+	QueryKey() string
+	// Rows reads the rows among pks that the scope's query lets through,
+	// in a form only Render reads.
+	Rows(ctx context.Context, pks []string) (any, error)
+	// Render returns the instances among rows, read by Rows of a scope
+	// with the same QueryKey, that the scope's request sees, serialized.
+	Render(rows any) ([]Instance, error)
+}
+
 // An Instance is one row as a scope shows it.
 type Instance struct {
 	// PK is the primary key in canonical form.

@@ -1,8 +1,10 @@
 package reftest
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
 )
 
@@ -52,4 +54,43 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Users whose scopes differ only in what PermitObject and Serialize read
+// share one query per change when the view says its Query does not read
+// the user (QueryVary): each still gets only what it may see, in its own
+// shape.
+func TestQueriesPerUpdateSharedAcrossUsers(t *testing.T) {
+	databases(t, func(t *testing.T, a *app) {
+		view := a.todoView()
+		view.QueryVary = func(*live.Request) string { return "" }
+		view.PermitObject = func(req *live.Request, _ *Todo) bool { return req.UserID != "mallory" }
+		view.Serialize = func(req *live.Request, t *Todo) (any, error) {
+			return with(todoJSON(t), "viewer", req.UserID), nil
+		}
+		rt := a.router(view)
+		list := a.makeList("groceries")
+		todo := a.makeTodo(list, "buy milk")
+		const users = 100
+		conns := make([]*livetest.Communicator, users)
+		for i := range conns {
+			conns[i] = connect(t, rt, fmt.Sprintf("user%d", i))
+			subscribe(t, conns[i], map[string]any{"request_id": 1, "model": "test_app.Todo", "group_by": "list_id", "value": list.ID})
+		}
+		mallory := connect(t, rt, "mallory")
+		subscribe(t, mallory, map[string]any{"request_id": 1, "model": "test_app.Todo", "group_by": "list_id", "value": list.ID})
+
+		before := a.queries.Load()
+		todo.Done = true
+		a.save(todo)
+		for i, c := range conns {
+			receive(t, c, 1, "UPDATED", with(todoJSON(todo), "viewer", fmt.Sprintf("user%d", i)))
+		}
+		queries := a.queries.Load() - before
+		t.Logf("%d users with scopes of their own: %d SQL queries for one update", users+1, queries)
+		if queries != 1 {
+			t.Errorf("%d queries for one update, want 1", queries)
+		}
+		mallory.ReceiveNothing()
+	})
 }
