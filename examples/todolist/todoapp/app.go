@@ -61,6 +61,9 @@ type Task struct {
 	// Deleting a list deletes its tasks, in the database, so that the
 	// capture triggers see (and subscribers are told of) each one.
 	List *List `json:"-" gorm:"constraint:OnDelete:CASCADE"`
+	// Who may see the task's list, read by queryTasks for PermitObject.
+	ListPublic bool `json:"-" gorm:"->;-:migration"`
+	ListOwner  uint `json:"-" gorm:"->;-:migration"`
 }
 
 const (
@@ -356,7 +359,16 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		// its tasks from the subscribers who no longer see it.
 		Dependencies: []live.Dependency{{Model: "todolist.List", Field: "list_id"}},
 		Query:        queryTasks,
-		Decode:       decodeTask,
+		// Who sees a task is decided per task, from its list, not in the
+		// query: so the query reads nothing of the user, and everyone
+		// watching a list shares one query per change.
+		QueryVary: func(*live.Request) string { return "" },
+		// A task is visible, and writable, when its list is visible.
+		PermitObject: func(req *live.Request, t *Task) bool {
+			u := userOf(req.User)
+			return t.ListPublic || u != nil && t.ListOwner == u.ID
+		},
+		Decode: decodeTask,
 		Validate: func(ctx context.Context, req *live.Request, t *Task) error {
 			errs := gormlive.FieldErrors{}
 			checkText(errs, "text", t.Text, maxTextLen)
@@ -384,11 +396,12 @@ func visibleLists(db *gorm.DB, req *live.Request) *gorm.DB {
 	return db.Where("lists.public")
 }
 
-// queryTasks is the tasks' queryset: those of the lists req sees, narrowed
-// by the filters ?list=, ?done= and ?search=.
+// queryTasks is the tasks' queryset, narrowed by the filters ?list=,
+// ?done= and ?search=, with who may see each task's list: the view's
+// PermitObject leaves out those of lists req cannot see.
 func queryTasks(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
-	visible := visibleLists(db.Session(&gorm.Session{NewDB: true}).Model(&List{}).Select("lists.id"), req)
-	db = db.Where("tasks.list_id IN (?)", visible)
+	db = db.Select("tasks.*, lists.public AS list_public, lists.owner_id AS list_owner").
+		Joins("JOIN lists ON lists.id = tasks.list_id")
 	if v := req.Query.Get("list"); v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
