@@ -16,7 +16,10 @@ import (
 // which instances are in its scope (members), so that a change can be told
 // apart as entering (CREATED), staying (UPDATED) or leaving (DELETED) the
 // scope, and costs one Fetch and one serialization however many
-// subscriptions the group has.
+// subscriptions the group has. Groups whose scopes share their query (see
+// SharedScope), such as one per user watching a public list, form a family
+// that runs that query once per batch. A group whose scope depends on other
+// models (see Dependent) is read again whole when a row of one changes.
 //
 // Locks: hub.mu guards the indexes; group.mu serialises a group's loading
 // and change processing and guards its members and subscriptions. A
@@ -26,8 +29,8 @@ type hub struct {
 	ctx    context.Context // the hub's work: cancelled by close
 	cancel context.CancelFunc
 
-	recvOnce sync.Mutex
-	recv     Receiver
+	recvMu sync.Mutex // guards recv, which is created on first use
+	recv   Receiver
 
 	mu      sync.Mutex
 	groups  map[groupKey]*group
@@ -83,8 +86,8 @@ func newHub(rt *Router) *hub {
 
 func (h *hub) close() error {
 	h.cancel()
-	h.recvOnce.Lock()
-	defer h.recvOnce.Unlock()
+	h.recvMu.Lock()
+	defer h.recvMu.Unlock()
 	if h.recv == nil {
 		return nil
 	}
@@ -93,8 +96,8 @@ func (h *hub) close() error {
 
 // receiver starts receiving from the layer on first use.
 func (h *hub) receiver(ctx context.Context) (Receiver, error) {
-	h.recvOnce.Lock()
-	defer h.recvOnce.Unlock()
+	h.recvMu.Lock()
+	defer h.recvMu.Unlock()
 	if h.recv == nil {
 		r, err := h.rt.cfg.Layer.Receive(ctx, h.deliver)
 		if err != nil {
@@ -263,9 +266,9 @@ func (h *hub) unsubscribe(s *subscription) {
 	if empty {
 		h.drop(g)
 	}
-	h.recvOnce.Lock()
+	h.recvMu.Lock()
 	recv := h.recv
-	h.recvOnce.Unlock()
+	h.recvMu.Unlock()
 	if recv != nil {
 		if err := recv.Leave(h.ctx, append([]Topic{g.topic}, g.deps...)...); err != nil {
 			h.rt.cfg.Logger.Warn("live: leave topic", "topic", g.topic.String(), "err", err)
