@@ -344,6 +344,9 @@ type observer struct {
 	clients []*client
 	errs    []string
 	changed chan struct{} // closed and replaced by each event
+	// onBroadcast, if set, is called with o.mu held for each broadcast
+	// of a task, with when it arrived.
+	onBroadcast func(c *client, id uint, version int, at time.Time)
 }
 
 // client is one WebSocket client, subscribed to the tasks of one list.
@@ -415,6 +418,7 @@ func (o *observer) read(c *client) {
 	defer close(c.done)
 	for {
 		_, data, err := c.conn.Read(context.Background())
+		at := time.Now()
 		o.mu.Lock()
 		if err != nil {
 			c.closed, c.closeErr = true, err
@@ -422,14 +426,14 @@ func (o *observer) read(c *client) {
 			o.mu.Unlock()
 			return
 		}
-		o.frame(c, data)
+		o.frame(c, data, at)
 		o.notify()
 		o.mu.Unlock()
 	}
 }
 
 // frame checks and records one frame of c. Called with o.mu held.
-func (o *observer) frame(c *client, data []byte) {
+func (o *observer) frame(c *client, data []byte, at time.Time) {
 	c.frames++
 	var f struct {
 		Type      string
@@ -486,6 +490,9 @@ func (o *observer) frame(c *client, data []byte) {
 		o.errorf("%s: unexpected %s: %s", c.name, f.Action, data)
 	}
 	c.versions[id] = append(c.versions[id], version)
+	if o.onBroadcast != nil {
+		o.onBroadcast(c, id, version, at)
+	}
 }
 
 // waitFor waits until cond, called with o.mu held, is true, or returns an
