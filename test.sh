@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, go vet, and
-# `go test -race ./...` against real PostgreSQL, Redis, NATS and Chromium.
+# Runs every check and test of the project: formatting, go vet,
+# staticcheck, and `go test -race ./...` against real PostgreSQL, Redis, NATS and Chromium.
 # What is missing is installed (Debian packages, as root or with sudo) and
 # started on loopback for the run, then stopped. Extra arguments go to
 # `go test`, e.g. ./test.sh -run TestHub ./live/
@@ -62,6 +62,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then log "gofmt would change: $unformatted"; exit 1; fi
 log "go vet"
 go vet ./...
+log "staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 log "go test -race"
 if [ $# -eq 0 ]; then set -- ./...; fi
