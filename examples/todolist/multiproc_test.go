@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/restlive/restlive/internal/testenv"
 )
@@ -26,6 +30,9 @@ import (
 //  3. The process that reads the outbox is killed (SIGKILL) while writes
 //     go on: its clients are disconnected, another process takes over the
 //     outbox, and the other clients receive every later write once.
+//  4. (Redis, which tells who subscribes to what.) Each process
+//     subscribes at the broker to the channels its clients need, and
+//     drops them when the last of them leaves.
 //
 // To count broadcasts exactly, the writes of phases 1 and 3 go in lock
 // step: a task's next version is written once every connected client has
@@ -54,6 +61,9 @@ func TestManyServers(t *testing.T) {
 type brokerEnv struct {
 	url         string
 	stop, start func(testing.TB)
+	// subscribers, if not nil, returns how many connections subscribe
+	// to each channel that has any.
+	subscribers func(context.Context) (map[string]int64, error)
 }
 
 // brokerKind is a kind of broker the command takes.
@@ -67,11 +77,11 @@ type brokerKind struct {
 var brokers = []brokerKind{
 	{"redis", "-redis", "layer/redis: connection lost", func(t testing.TB) brokerEnv {
 		r := testenv.StartRedis(t)
-		return brokerEnv{r.URL, r.Stop, r.Start}
+		return brokerEnv{r.URL, r.Stop, r.Start, redisSubscribers(t, r.URL)}
 	}},
 	{"nats", "-nats", "layer/nats: connection lost", func(t testing.TB) brokerEnv {
 		n := testenv.StartNATS(t)
-		return brokerEnv{n.URL, n.Stop, n.Start}
+		return brokerEnv{n.URL, n.Stop, n.Start, nil}
 	}},
 }
 
@@ -160,12 +170,17 @@ func testManyServers(t *testing.T, b brokerKind, dsn string) {
 	}
 	c.obs.mu.Unlock()
 	t.Logf("phase 1: 100 writes, 3000 broadcasts in %v", time.Since(start).Round(time.Millisecond))
+	channels := c.subscribed(broker, nServers, nil)
+	if channels != nil {
+		t.Logf("each server subscribes to %q", channels)
+	}
 	if t.Failed() {
 		return
 	}
 
 	// 2. The broker restarts while writers write.
 	start = time.Now()
+	from0 := c.next
 	stopWriters := c.freeRun()
 	c.waitWrites(2)
 	broker.stop(t)
@@ -191,7 +206,7 @@ func testManyServers(t *testing.T, b brokerKind, dsn string) {
 	from = c.next
 	c.lockstep(3, nil)
 	c.exact("phase 2 (after the broker came back)", from)
-	t.Logf("phase 2: broker restarted, every client resynced and received the later writes in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("phase 2: broker restarted, every client resynced and received the later writes (%d writes) in %v", sum(c.next)-sum(from0), time.Since(start).Round(time.Millisecond))
 	if t.Failed() {
 		return
 	}
@@ -251,10 +266,88 @@ func testManyServers(t *testing.T, b brokerKind, dsn string) {
 	t.Logf("phase 3: %s (the outbox reader) killed, its clients disconnected, the others received every later write; %v",
 		victim.name, time.Since(start).Round(time.Millisecond))
 
+	c.subscribed(broker, nServers-1, channels)
+	if t.Failed() {
+		return
+	}
+
+	// 4. The subscribers leave: each process drops its subscriptions at
+	// the broker when its last client has gone.
+	if broker.subscribers != nil {
+		for k, s := range []int{(leader + 1) % nServers, (leader + 2) % nServers} {
+			c.obs.mu.Lock()
+			clients := slices.Clone(c.obs.clients)
+			c.obs.mu.Unlock()
+			for _, cl := range clients {
+				if cl.server == s {
+					cl.conn.Close(websocket.StatusNormalClosure, "")
+				}
+			}
+			c.subscribed(broker, nServers-2-k, channels) // the servers with clients left
+		}
+		t.Logf("phase 4: each process left the broker's channels with its last client")
+	}
+
 	for i, p := range c.servers {
 		if i != leader {
 			p.stop(t)
 		}
+	}
+}
+
+// subscribed waits until each channel of the broker that has subscribers
+// has n (none has any if n is 0), and returns the channels. If want is not
+// nil, the channels must be those. It does nothing if the broker cannot
+// tell.
+func (c *cluster) subscribed(b brokerEnv, n int, want []string) []string {
+	c.t.Helper()
+	if b.subscribers == nil {
+		return nil
+	}
+	deadline := time.Now().Add(deliveryLimit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		subs, err := b.subscribers(ctx)
+		cancel()
+		var channels []string
+		ok := err == nil && len(subs) > 0 == (n > 0)
+		for ch, k := range subs {
+			channels = append(channels, ch)
+			ok = ok && k == int64(n)
+		}
+		slices.Sort(channels)
+		if ok && n > 0 && want != nil && !slices.Equal(channels, want) {
+			c.t.Fatalf("the servers subscribe to %v, want %v", channels, want)
+		}
+		if ok {
+			return channels
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("subscribers per channel: %v (%v), want %d each", subs, err, n)
+		}
+		// The broker changes on its own when a process acts: there is
+		// nothing to wait on but the broker itself.
+		<-tick.C
+	}
+}
+
+// redisSubscribers asks Redis how many connections subscribe to each
+// channel.
+func redisSubscribers(t testing.TB, url string) func(context.Context) (map[string]int64, error) {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := goredis.NewClient(opt)
+	t.Cleanup(func() { rc.Close() })
+	return func(ctx context.Context) (map[string]int64, error) {
+		channels, err := rc.PubSubChannels(ctx, "*").Result()
+		if err != nil || len(channels) == 0 {
+			return nil, err
+		}
+		return rc.PubSubNumSub(ctx, channels...).Result()
 	}
 }
 
@@ -439,4 +532,11 @@ func (c *cluster) leader() int {
 		// to wait on but the logs themselves.
 		<-tick.C
 	}
+}
+
+func sum(a [nChains]int) (n int) {
+	for _, v := range a {
+		n += v
+	}
+	return n
 }
