@@ -122,18 +122,13 @@ func testManyServers(t *testing.T, b brokerKind, dsn string) {
 	broker := b.start(t) // first: it skips the test if Redis is missing
 	bin := command(t, raceEnabled)
 
-	// The first server creates the tables; the other two then start
-	// together. (Processes that start together on an empty database race
-	// to create the tables, and all but one fail: GORM's AutoMigrate
-	// checks, then creates.)
+	// The servers start together on an empty database, and race to create
+	// the tables: the losers try again.
 	c := &cluster{t: t, rest: newREST(t), obs: newObserver(), dead: make([]atomic.Bool, nServers)}
 	for i := range nServers {
 		c.servers = append(c.servers, spawn(t, fmt.Sprintf("server%d", i), bin, "-addr", "127.0.0.1:0", "-db", dsn, b.flag, broker.url))
-		if i == 0 {
-			c.serving(c.servers[0])
-		}
 	}
-	for _, p := range c.servers[1:] {
+	for _, p := range c.servers {
 		c.serving(p)
 	}
 	c.list = setupList(t, c.rest, c.servers[0])

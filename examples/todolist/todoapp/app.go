@@ -278,7 +278,22 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 // triggers of the views' tables (after, since migrating may rebuild a
 // table and drop its triggers).
 func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *gormlive.View[Task]) error {
-	if err := a.db.WithContext(ctx).AutoMigrate(&User{}, &Credential{}, &List{}, &Task{}); err != nil {
+	// Processes started together on an empty database race to create the
+	// tables: all but one fail with "already exists". Once the winner is
+	// done, a second look finds the tables and succeeds.
+	var err error
+	for attempt := range 5 {
+		if err = a.db.WithContext(ctx).AutoMigrate(&User{}, &Credential{}, &List{}, &Task{}); err == nil {
+			break
+		}
+		a.log.Warn("todolist: migrate failed; trying again", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("todolist: migrate: %w", err)
 	}
 	if err := gormlive.InstallCapture(ctx, a.db, lists, tasks); err != nil {
