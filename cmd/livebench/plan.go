@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// The clients run in a process of their own, the same binary started with
+// envClient set, so that the server's CPU time and memory are measured
+// apart from theirs. The benchmark (the parent) prepares the server, then
+// sends the client process a plan, one JSON line on its stdin; the two
+// then step through the phases in lock step:
+//
+//	client: {"event":"subscribed"}  every connection is open and acked
+//	parent: go                      (after measuring memory)
+//	client: {"event":"finished"}    every broadcast arrived, or time ran out
+//	parent: close                   (after measuring CPU and queries)
+//	client: {"event":"results",...} then closes its connections and exits
+const envClient = "LIVEBENCH_CLIENT"
+
+// plan is what the client process does.
+type plan struct {
+	// WSURLs are the server's WebSocket URLs, one per loopback address;
+	// connection i dials WSURLs[i % len].
+	WSURLs []string `json:"ws_urls"`
+	// WriteURL prefixes each write's path.
+	WriteURL string     `json:"write_url"`
+	Conns    []connPlan `json:"conns"`
+	// Writes are made in order, Rate per second (0: as fast as Writers
+	// allow), by Writers concurrent HTTP clients. Write i is the i-th;
+	// its body carries "#i", which the broadcasts it causes show.
+	Writes  []writePlan `json:"writes"`
+	Rate    float64     `json:"rate"`
+	Writers int         `json:"writers"`
+	// DialConcurrency bounds the connections being opened at once.
+	DialConcurrency int `json:"dial_concurrency"`
+	// ConnectTimeout bounds the connect phase; DrainTimeout how long
+	// broadcasts may take to arrive after the last write; Grace how long
+	// the clients keep listening for duplicates once all have arrived.
+	ConnectTimeout time.Duration `json:"connect_timeout"`
+	DrainTimeout   time.Duration `json:"drain_timeout"`
+	Grace          time.Duration `json:"grace"`
+	Progress       bool          `json:"progress"`
+	Label          string        `json:"label"`
+}
+
+// connPlan is one WebSocket connection: its token (none: anonymous) and
+// its subscribe frames; the request_id of Subs[k] is k+1.
+type connPlan struct {
+	Token string   `json:"t,omitempty"`
+	Subs  []string `json:"s"`
+}
+
+// writePlan is one HTTP write and who must receive its broadcast: the
+// subscription with request_id All of every connection, or, when All is
+// 0 and RID is not, the subscription RID of connection Conn.
+type writePlan struct {
+	Method string `json:"m"`
+	Path   string `json:"p"`
+	Body   string `json:"b"`
+	Token  string `json:"t,omitempty"`
+	Status int    `json:"st"`
+	All    int    `json:"a,omitempty"`
+	Conn   int    `json:"c,omitempty"`
+	RID    int    `json:"r,omitempty"`
+}
+
+// event is one line of the client process's stdout.
+type event struct {
+	Event   string         `json:"event"`
+	Error   string         `json:"error,omitempty"`
+	Results *clientResults `json:"results,omitempty"`
+}
+
+// clientResults is what the clients saw.
+type clientResults struct {
+	Expected   int64 `json:"expected"`
+	Received   int64 `json:"received"`
+	Duplicates int64 `json:"duplicates"`
+	// Unexpected counts frames no subscription should have received:
+	// a broadcast of a write it does not see, an error, a resync.
+	Unexpected  int64    `json:"unexpected"`
+	Samples     []string `json:"samples,omitempty"`
+	WriteErrors int64    `json:"write_errors"`
+	// WriteSeconds is from the first write's start to the last write's
+	// answer; DeliverSeconds from the first write's start to the last
+	// broadcast's arrival.
+	WriteSeconds   float64 `json:"write_seconds"`
+	DeliverSeconds float64 `json:"deliver_seconds"`
+	// Latencies from a write's start to a broadcast's arrival.
+	P50 time.Duration `json:"p50"`
+	P99 time.Duration `json:"p99"`
+	Max time.Duration `json:"max"`
+	// CPUSeconds is the client process's CPU time during the write phase.
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	TimedOut       bool    `json:"timed_out"`
+}
+
+// clientProc is the client process as the parent drives it.
+type clientProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	events *bufio.Reader
+}
+
+func startClient(p *plan) (*clientProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the benchmark's executable: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envClient+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the client process: %w", err)
+	}
+	c := &clientProc{cmd: cmd, stdin: stdin, events: bufio.NewReader(stdout)}
+	b, err := json.Marshal(p)
+	if err == nil {
+		_, err = c.stdin.Write(append(b, '\n'))
+	}
+	if err != nil {
+		c.kill()
+		return nil, fmt.Errorf("send the plan to the client process: %w", err)
+	}
+	return c, nil
+}
+
+// next returns the client's next event, which must be want.
+func (c *clientProc) next(want string) (*event, error) {
+	line, err := c.events.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("client process: waiting for %q: %w", want, errors.Join(err, c.cmd.Wait()))
+	}
+	var ev event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return nil, fmt.Errorf("client process: bad event %q: %w", line, err)
+	}
+	if ev.Event == "error" {
+		return nil, fmt.Errorf("client process: %s", ev.Error)
+	}
+	if ev.Event != want {
+		return nil, fmt.Errorf("client process: got %q, want %q", ev.Event, want)
+	}
+	return &ev, nil
+}
+
+func (c *clientProc) send(cmd string) error {
+	_, err := io.WriteString(c.stdin, cmd+"\n")
+	return err
+}
+
+func (c *clientProc) wait() error {
+	c.stdin.Close()
+	return c.cmd.Wait()
+}
+
+func (c *clientProc) kill() {
+	c.stdin.Close()
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
