@@ -75,8 +75,11 @@ func runClient(in *bufio.Reader, out *json.Encoder) error {
 		return err
 	}
 	cpu0 := cpuSeconds()
+	reads0, _ := procIO()
 	b.writeAndReceive(ctx)
 	b.res.CPUSeconds = cpuSeconds() - cpu0
+	reads1, _ := procIO()
+	b.res.ReadCalls = int64(reads1 - reads0)
 	out.Encode(event{Event: "finished"})
 	if err := await("close"); err != nil {
 		return err

@@ -73,6 +73,7 @@ type options struct {
 	Quick      bool
 	Addrs      int
 	CPUProfile string
+	MemProfile string
 	Drain      time.Duration
 	Verbose    bool
 }
@@ -89,7 +90,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Quick, "quick", false, "small sizes: a check that everything works, in seconds")
 	fs.IntVar(&o.Addrs, "addrs", 4, "loopback addresses to listen on (127.0.0.1, 127.0.0.2, ...), for more client ports")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the server process's write phase to this file (one per run: .N added when there are several)")
-	fs.DurationVar(&o.Drain, "drain", 30*time.Second, "how long broadcasts may take to arrive after the last write")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the server process to this file once the clients are subscribed (.N added as for -cpuprofile)")
+	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long broadcasts may take to arrive after the last write")
 	fs.BoolVar(&o.Verbose, "v", false, "log the server's info lines too (a line per request and connection); warnings and errors always are")
 }
 
@@ -165,6 +167,11 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 		o.Writers = 1
 	}
 	o.Progress = o.Progress || isTerminal(os.Stderr)
+	if o.MemProfile != "" {
+		// Every allocation, so that the profile's bytes per connection
+		// are exact rather than sampled.
+		runtime.MemProfileRate = 1
+	}
 	limit, raised := raiseFileLimit()
 	need := 0
 	for _, r := range rows {
@@ -190,14 +197,13 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		profile := ""
-		if o.CPUProfile != "" {
-			profile = o.CPUProfile
-			if len(rows) > 1 {
-				profile += "." + strconv.Itoa(i+1)
+		name := func(path string) string {
+			if path != "" && len(rows) > 1 {
+				path += "." + strconv.Itoa(i+1)
 			}
+			return path
 		}
-		res, err := runRow(ctx, o, r, dir, log, profile)
+		res, err := runRow(ctx, o, r, dir, log, name(o.CPUProfile), name(o.MemProfile))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.label(), err)
 		}
@@ -215,7 +221,7 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 // runRow measures one row: it starts the server (the app, or the bare
 // fan-out for "limit"), prepares its data, and drives a client process
 // through the phases.
-func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger, profile string) (res *result, err error) {
+func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger, profile, memProfile string) (res *result, err error) {
 	res = &result{
 		Scenario: r.Scenario, DB: "sqlite", Connections: r.Conns, Writes: r.Writes, Rate: r.Rate,
 	}
@@ -277,7 +283,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	p.Progress = o.Progress
 	p.Label = r.label()
 
-	mem0 := heapAndStacks()
+	heap0, stack0 := heapAndStacks()
 	client, err := startClient(p)
 	if err != nil {
 		return nil, err
@@ -290,9 +296,16 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	if _, err := client.next("subscribed"); err != nil {
 		return nil, err
 	}
-	mem1 := heapAndStacks()
+	heap1, stack1 := heapAndStacks()
 	if r.Conns > 0 {
-		res.MemPerConn = float64(int64(mem1)-int64(mem0)) / float64(r.Conns)
+		perConn := func(a, b uint64) float64 { return float64(int64(b)-int64(a)) / float64(r.Conns) }
+		res.HeapPerConn, res.StackPerConn = perConn(heap0, heap1), perConn(stack0, stack1)
+		res.MemPerConn = res.HeapPerConn + res.StackPerConn
+	}
+	if memProfile != "" {
+		if err := writeHeapProfile(memProfile); err != nil {
+			return nil, err
+		}
 	}
 
 	if profile != "" {
@@ -310,6 +323,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 		sql0 = counter.snapshot()
 	}
 	cpu0 := cpuSeconds()
+	_, sysw0 := procIO()
 	if err := client.send("go"); err != nil {
 		return nil, err
 	}
@@ -317,6 +331,8 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 		return nil, err
 	}
 	res.ServerCPU = cpuSeconds() - cpu0
+	_, sysw1 := procIO()
+	res.ServerWriteCalls = int64(sysw1 - sysw0)
 	if counter != nil {
 		res.SQL = counter.snapshot().sub(sql0)
 	}
@@ -340,12 +356,24 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 // heapAndStacks is the memory the process's heap and goroutine stacks
 // hold, after two collections (the second frees what finalizers of the
 // first released).
-func heapAndStacks() uint64 {
+func heapAndStacks() (heap, stacks uint64) {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse
+	return m.HeapInuse, m.StackInuse
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuSeconds is the process's user and system CPU time so far.
@@ -356,6 +384,27 @@ func cpuSeconds() float64 {
 	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// procIO returns how many read and write system calls the process has
+// made (of every kind: sockets, files), from /proc/self/io; zeros where
+// there is no such file.
+func procIO() (reads, writes uint64) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 // raiseFileLimit raises the open file limit to its hard limit (the

@@ -98,7 +98,10 @@ type clientResults struct {
 	P99 time.Duration `json:"p99"`
 	Max time.Duration `json:"max"`
 	// CPUSeconds is the client process's CPU time during the write phase.
-	CPUSeconds     float64 `json:"cpu_seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// ReadCalls is the read system calls of the client process during
+	// the write phase.
+	ReadCalls      int64   `json:"read_calls"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	TimedOut       bool    `json:"timed_out"`
 }

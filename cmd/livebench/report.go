@@ -55,13 +55,23 @@ type result struct {
 	// from before the clients connected to when all were subscribed,
 	// divided by the connections.
 	MemPerConn float64 `json:"mem_per_conn_bytes"`
+	// HeapPerConn and StackPerConn are its two parts: HeapInuse and
+	// StackInuse of runtime.MemStats.
+	HeapPerConn  float64 `json:"heap_per_conn_bytes"`
+	StackPerConn float64 `json:"stack_per_conn_bytes"`
 	// ServerCPU and ClientCPU are the CPU seconds (user and system) of
 	// the server process and of the client process during the write
 	// phase.
-	ServerCPU  float64 `json:"server_cpu_seconds"`
-	ClientCPU  float64 `json:"client_cpu_seconds"`
-	WriteSecs  float64 `json:"write_seconds"`
-	DeliverSec float64 `json:"deliver_seconds"`
+	ServerCPU float64 `json:"server_cpu_seconds"`
+	// ServerWriteCalls is the write system calls of the server process
+	// during the write phase (sockets and database files alike), and
+	// ClientReadCalls the read system calls of the client process: how
+	// well frames are batched.
+	ServerWriteCalls int64   `json:"server_write_syscalls"`
+	ClientReadCalls  int64   `json:"client_read_syscalls"`
+	ClientCPU        float64 `json:"client_cpu_seconds"`
+	WriteSecs        float64 `json:"write_seconds"`
+	DeliverSec       float64 `json:"deliver_seconds"`
 	// VsLimit is BroadcastsPerSec over that of the limit row with the
 	// same connections (watchers only).
 	VsLimit float64 `json:"vs_limit,omitempty"`
@@ -74,6 +84,7 @@ func (r *result) fill(c *clientResults) {
 	r.Missing = max(0, c.Expected-c.Received)
 	r.Duplicates, r.Unexpected, r.WriteErrors, r.TimedOut = c.Duplicates, c.Unexpected, c.WriteErrors, c.TimedOut
 	r.WriteSecs, r.DeliverSec, r.ClientCPU = c.WriteSeconds, c.DeliverSeconds, c.CPUSeconds
+	r.ClientReadCalls = c.ReadCalls
 	if c.WriteSeconds > 0 {
 		r.WriteRate = float64(r.Writes) / c.WriteSeconds
 	}
@@ -209,7 +220,7 @@ func (rep *report) writeJSON(w io.Writer) error {
 
 func (rep *report) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdb\tconns\tsubs\twrites\twrites/s\texpected\treceived\tmissing\tdup\tbcast/s\tp50 ms\tp99 ms\tmax ms\tsql/w\tlive sql/w\tmem/conn\tcpu srv s\tcpu cli s\tvs limit\t")
+	fmt.Fprintln(tw, "scenario\tdb\tconns\tsubs\twrites\twrites/s\texpected\treceived\tmissing\tdup\tbcast/s\tp50 ms\tp99 ms\tmax ms\tsql/w\tlive sql/w\tmem/conn\tcpu srv s\tcpu cli s\tbcast/wsys\tvs limit\t")
 	for _, r := range rep.Results {
 		rate := "max"
 		if r.Rate > 0 {
@@ -227,9 +238,13 @@ func (rep *report) writeTable(w io.Writer) error {
 		if r.Writes == 0 {
 			rate = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.1f KiB\t%.2f\t%.2f\t%s\t\n",
+		perCall := "-"
+		if r.ServerWriteCalls > 0 && r.Received > 0 {
+			perCall = fmt.Sprintf("%.1f", float64(r.Received)/float64(r.ServerWriteCalls))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.1f KiB\t%.2f\t%.2f\t%s\t%s\t\n",
 			r.Scenario, r.DB, r.Connections, r.Subscriptions, r.Writes, rate, r.Expected, r.Received, r.Missing, r.Duplicates,
-			r.BroadcastsPerSec, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, sql, live, r.MemPerConn/1024, r.ServerCPU, r.ClientCPU, vs)
+			r.BroadcastsPerSec, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, sql, live, r.MemPerConn/1024, r.ServerCPU, r.ClientCPU, perCall, vs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -239,7 +254,8 @@ func (rep *report) writeTable(w io.Writer) error {
 		rep.Env["go"], rep.Env["gomaxprocs"], rep.Env["cpus"], rep.Env["db"], rep.Env["writers"])
 	b.WriteString("sql/w: the server's SQL statements per write, all of them; live sql/w: those of the outbox reader and\n" +
 		"the hub, without the reader's idle polls (reads that found nothing: a cost per second, not per write).\n" +
-		"mem/conn: growth of the server's heap and stacks per connection, once all are subscribed.\n")
+		"mem/conn: growth of the server's heap and stacks per connection, once all are subscribed.\n" +
+		"bcast/wsys: broadcasts received per write system call of the server process (all of them).\n")
 	for _, r := range rep.Results {
 		for _, e := range r.Errors {
 			fmt.Fprintf(&b, "ERROR %s n=%d: %s\n", r.Scenario, r.Connections, e)
