@@ -194,7 +194,8 @@ func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 	if b, ok := c.inner.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}
-	return c.inner.Begin() //nolint:staticcheck // the fallback database/sql uses too
+	//lint:ignore SA1019 the fallback database/sql uses too
+	return c.inner.Begin()
 }
 
 func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -246,12 +247,14 @@ func (s *countingStmt) NumInput() int { return s.inner.NumInput() }
 
 func (s *countingStmt) Exec(args []driver.Value) (driver.Result, error) {
 	s.counter.count(context.Background())
-	return s.inner.Exec(args) //nolint:staticcheck // the interface database/sql falls back to
+	//lint:ignore SA1019 the interface database/sql falls back to
+	return s.inner.Exec(args)
 }
 
 func (s *countingStmt) Query(args []driver.Value) (driver.Rows, error) {
 	s.counter.count(context.Background())
-	return s.inner.Query(args) //nolint:staticcheck // as Exec
+	//lint:ignore SA1019 as Exec
+	return s.inner.Query(args)
 }
 
 func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
@@ -263,7 +266,8 @@ func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue
 	if err != nil {
 		return nil, err
 	}
-	return s.inner.Exec(values) //nolint:staticcheck // as Exec
+	//lint:ignore SA1019 as Exec
+	return s.inner.Exec(values)
 }
 
 func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
@@ -276,7 +280,8 @@ func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValu
 	} else {
 		var values []driver.Value
 		if values, err = namedToValues(args); err == nil {
-			rows, err = s.inner.Query(values) //nolint:staticcheck // as Exec
+			//lint:ignore SA1019 as Exec
+			rows, err = s.inner.Query(values)
 		}
 	}
 	if err != nil {
