@@ -208,25 +208,34 @@ func (c *conn) unsubscribe(m *message) error {
 // send queues f for writing and never blocks. A client whose queue is full
 // is too slow to keep up and is closed.
 func (c *conn) send(f frame) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if len(c.queue) >= c.rt.cfg.SendQueue {
-		c.mu.Unlock()
-		go c.close(statusTryAgainLater, "client too slow to keep up")
-		return
-	}
-	c.queue = append(c.queue, f)
-	if !c.writing {
-		// The write loop runs only while there is something to write, so an
-		// idle connection costs no goroutine for it.
-		c.writing = true
-		c.writers.Add(1)
+	if c.enqueue(f) {
 		go c.writeLoop()
 	}
-	c.mu.Unlock()
+}
+
+// enqueue queues f like send, but leaves the start of the write loop to
+// the caller: it reports whether the caller must `go c.writeLoop()`. The
+// hub starts them once a whole batch is queued, so that each connection
+// writes the batch's frames in one system call.
+func (c *conn) enqueue(f frame) (start bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if len(c.queue) >= c.rt.cfg.SendQueue {
+		go c.close(statusTryAgainLater, "client too slow to keep up")
+		return false
+	}
+	c.queue = append(c.queue, f)
+	if c.writing {
+		return false
+	}
+	// The write loop runs only while there is something to write, so an
+	// idle connection costs no goroutine for it.
+	c.writing = true
+	c.writers.Add(1)
+	return true
 }
 
 // close closes the connection with code. It may be called from any
@@ -268,8 +277,10 @@ func (c *conn) writeLoop() {
 }
 
 func (c *conn) write(batch []frame) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.rt.cfg.WriteTimeout)
-	defer cancel()
+	// Frames go to the coalescer's buffer, which never blocks; only its
+	// flush writes to the network, under a deadline. A context that cannot
+	// be cancelled spares coder/websocket arming a timer per message.
+	ctx := context.Background()
 	var msg []byte
 	for len(batch) > 0 {
 		c.net.hold()

@@ -291,7 +291,9 @@ func (h *hub) deliver(d Delivery) {
 	if len(work) == 0 {
 		return
 	}
-	jobs := h.plan(work)
+	var st starter
+	defer st.start()
+	jobs := h.plan(work, &st)
 	if len(jobs) == 1 {
 		jobs[0]()
 		return
@@ -316,7 +318,7 @@ type familyKey groupKey
 // plan turns a batch's work into jobs that may run concurrently: one per
 // group, but one per family of groups whose scopes share their query, which
 // then runs once for all of them.
-func (h *hub) plan(work map[*group]*work) []func() {
+func (h *hub) plan(work map[*group]*work, st *starter) []func() {
 	var jobs []func()
 	families := make(map[familyKey][]*group)
 	for g, w := range work {
@@ -327,18 +329,18 @@ func (h *hub) plan(work map[*group]*work) []func() {
 			continue
 		}
 		jobs = append(jobs, func() {
-			h.process(g, w, func(pks []string) ([]Instance, error) { return g.scope.Fetch(h.ctx, pks) })
+			h.process(g, w, st, func(pks []string) ([]Instance, error) { return g.scope.Fetch(h.ctx, pks) })
 		})
 	}
 	for _, groups := range families {
-		jobs = append(jobs, func() { h.processFamily(groups, work) })
+		jobs = append(jobs, func() { h.processFamily(groups, work, st) })
 	}
 	return jobs
 }
 
 // processFamily reads the rows the changes of a family's groups name with
 // one query, and lets each group's scope render what its request sees.
-func (h *hub) processFamily(groups []*group, work map[*group]*work) {
+func (h *hub) processFamily(groups []*group, work map[*group]*work, st *starter) {
 	var changes []*Change
 	for _, g := range groups {
 		changes = append(changes, work[g].changes...)
@@ -350,7 +352,7 @@ func (h *hub) processFamily(groups []*group, work map[*group]*work) {
 		rows, err = groups[0].scope.(SharedScope).Rows(h.ctx, pks)
 	}
 	for _, g := range groups {
-		h.process(g, work[g], func([]string) ([]Instance, error) {
+		h.process(g, work[g], st, func([]string) ([]Instance, error) {
 			if err != nil {
 				return nil, err
 			}
@@ -410,13 +412,13 @@ func (h *hub) route(changes []Change) map[*group]*work {
 // process checks g's scope for the rows of w's changes with one Fetch, or
 // reads the whole scope again if w asks for it, and queues the resulting
 // broadcasts to g's subscribers.
-func (h *hub) process(g *group, w *work, read func(pks []string) ([]Instance, error)) {
+func (h *hub) process(g *group, w *work, st *starter, read func(pks []string) ([]Instance, error)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.dead || !g.loaded || len(g.subs) == 0 {
 		return
 	}
-	var d diff
+	d := diff{starter: st}
 	if w.recheck {
 		fresh, err := g.scope.Members(h.ctx)
 		if !h.fetched(g, err) {
@@ -505,7 +507,29 @@ func (h *hub) fetched(g *group, err error) bool {
 }
 
 // diff collects how a group's members change in one batch.
-type diff struct{ entered, left []string }
+type diff struct {
+	entered, left []string
+	starter       *starter
+}
+
+// starter collects the connections whose write loops are to start once a
+// batch is queued.
+type starter struct {
+	mu    sync.Mutex
+	conns []*conn
+}
+
+func (st *starter) add(c *conn) {
+	st.mu.Lock()
+	st.conns = append(st.conns, c)
+	st.mu.Unlock()
+}
+
+func (st *starter) start() {
+	for _, c := range st.conns {
+		go c.writeLoop()
+	}
+}
 
 // apply updates g's member pk to its current state (in, if visible) and
 // queues the broadcast it makes to g's subscribers. Called with g.mu held.
@@ -536,7 +560,9 @@ func (d *diff) apply(g *group, pk string, in Instance, visible bool) {
 		return
 	}
 	for s := range g.subs {
-		s.conn.send(frame{head: s.head, tail: tail})
+		if s.conn.enqueue(frame{head: s.head, tail: tail}) {
+			d.starter.add(s.conn)
+		}
 	}
 }
 
