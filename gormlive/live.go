@@ -247,28 +247,14 @@ type scope[M any] struct {
 
 func (s *scope[M]) Key() string { return s.key }
 
-// Members returns the instances Query, the scope's field and PermitObject
-// let through now, with PK and ID but no Data: one query.
+// Members returns, serialized, the instances Query, the scope's field and
+// PermitObject let through now: one query.
 func (s *scope[M]) Members(ctx context.Context) ([]live.Instance, error) {
 	rows, err := s.find(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]live.Instance, 0, len(rows))
-	for i := range rows {
-		if s.view.PermitObject != nil && !s.view.PermitObject(s.req, &rows[i]) {
-			continue
-		}
-		in, err := s.identify(ctx, &rows[i])
-		if err != nil {
-			return nil, err
-		}
-		if in.Data, err = s.view.Encode(s.req, &rows[i]); err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, nil
+	return s.render(ctx, rows)
 }
 
 // Fetch returns, serialized, the instances among pks that Query, the
