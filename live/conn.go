@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -77,9 +78,13 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(rt.cfg.MaxMessageSize)
 
-	ctx, cancel := context.WithCancel(r.Context())
+	// ServeHTTP returns once the connection is set up, so that net/http's
+	// goroutine, its stack and its buffers are freed: an idle connection
+	// keeps only its own read loop. The request's context would end then;
+	// views get one that lasts as long as the connection.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
-		rt: rt, ws: ws, net: hw.conn, req: r, user: user, userID: userID,
+		rt: rt, ws: ws, net: hw.conn, req: r.WithContext(ctx), user: user, userID: userID,
 		ctx: ctx, cancel: cancel,
 		limiter: rate.NewLimiter(rate.Limit(rt.cfg.MessageRate), rt.cfg.MessageBurst),
 		subs:    make(map[string]*subscription),
@@ -89,20 +94,24 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("live: connected", "user", userID)
-	start := time.Now()
+	go c.serve(log)
+}
 
-	err = c.readLoop()
+// serve reads the connection's frames until it ends, then releases it.
+func (c *conn) serve(log *slog.Logger) {
+	start := time.Now()
+	err := c.readLoop()
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
 	c.writers.Wait()
 	for _, s := range c.subs {
-		rt.hub.unsubscribe(s)
+		c.rt.hub.unsubscribe(s)
 	}
-	ws.CloseNow()
-	log.Info("live: disconnected", "user", userID, "duration", time.Since(start).Round(time.Millisecond), "reason", closeReason(err))
-	rt.untrack(c)
+	c.ws.CloseNow()
+	log.Info("live: disconnected", "user", c.userID, "duration", time.Since(start).Round(time.Millisecond), "reason", closeReason(err))
+	c.rt.untrack(c)
 }
 
 func closeReason(err error) string {
