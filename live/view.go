@@ -106,7 +106,9 @@ type Instance struct {
 // headers and context values), the user the router authenticated, and what
 // the subscription asked for. Views must not modify it.
 type Request struct {
-	// HTTP is the upgrade request. Its method is GET.
+	// HTTP is the upgrade request. Its method is GET; its context holds
+	// the values the application's middleware set, and ends with the
+	// connection.
 	HTTP *http.Request
 	// User is what Config.Authenticate returned; nil when anonymous.
 	User any
