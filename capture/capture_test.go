@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -580,4 +581,57 @@ func TestPostgresReaderKilled(t *testing.T) {
 		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
 	}
 	checkChanges(t, got, want)
+}
+
+// TestPostgresListensAgainWhenIdle: the reader stops listening while
+// writes keep coming and reads every BatchDelay instead; once they stop
+// it listens again, so a write after a burst is published at once, not
+// at the next poll, which here is an hour away.
+func TestPostgresListensAgainWhenIdle(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	rec := newRecorder()
+	// listeningAfter is how many changes had been published when the
+	// reader last started waiting for a notification.
+	var listeningAfter atomic.Int64
+	listening := make(chan struct{}, 1)
+	startReader(t, d, Config{Publisher: rec, PollInterval: time.Hour, testHookListening: func() {
+		listeningAfter.Store(int64(len(rec.snapshot())))
+		select {
+		case listening <- struct{}{}:
+		default:
+		}
+	}})
+	// idle waits for the reader to listen after publishing n changes.
+	idle := func(n int) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for listeningAfter.Load() < int64(n) {
+			select {
+			case <-listening:
+			case <-deadline:
+				t.Fatalf("the reader never went back to listening after %d changes", n)
+			}
+		}
+	}
+	id := 0
+	for range 3 {
+		idle(id)
+		// A burst the reader reads in batches without listening...
+		for range 50 {
+			id++
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, id)
+		}
+		rec.waitFor(t, "todolist.Task", strconv.Itoa(id))
+		// ...then, once it listens again, one write it must be woken for.
+		idle(id)
+		id++
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, id)
+		rec.waitFor(t, "todolist.Task", strconv.Itoa(id))
+	}
+	var want []live.Change
+	for i := 1; i <= id; i++ {
+		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
+	}
+	checkChanges(t, rec.snapshot(), want)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -158,8 +159,8 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 	if _, err := conn.ExecContext(ctx, "SET enable_bitmapscan = off"); err != nil {
 		return nil, fmt.Errorf("capture: configure session: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, "LISTEN "+notifyChannel); err != nil {
-		return nil, fmt.Errorf("capture: listen: %w", err)
+	if err := s.listen(ctx, true); err != nil {
+		return nil, err
 	}
 	if err := conn.QueryRowContext(ctx, "SELECT sequenced, published FROM restlive_cursor WHERE name = 'default'").
 		Scan(&s.sequenced, &s.published); err != nil {
@@ -174,6 +175,28 @@ type postgresSession struct {
 	conn *sql.Conn
 	// published is the cursor as written, pending as published.
 	sequenced, published, pending int64
+	// listening says the session LISTENs: only while the reader is idle.
+	listening bool
+}
+
+// listen starts or stops listening. A notification to a listener costs
+// every writing transaction's commit a signal to the listener's backend,
+// which wakes to relay it: more, on a 2-core machine, than the trigger
+// and the reader's work together. So the reader listens only when idle;
+// while writes keep coming it reads again after BatchDelay instead.
+func (s *postgresSession) listen(ctx context.Context, on bool) error {
+	if on == s.listening {
+		return nil
+	}
+	stmt := "UNLISTEN "
+	if on {
+		stmt = "LISTEN "
+	}
+	if _, err := s.conn.ExecContext(ctx, stmt+notifyChannel); err != nil {
+		return fmt.Errorf("capture: %s: %w", strings.TrimSpace(strings.ToLower(stmt)), err)
+	}
+	s.listening = on
+	return nil
 }
 
 func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
@@ -256,7 +279,27 @@ func (s *postgresSession) flush(ctx context.Context) error {
 func (s *postgresSession) renew(context.Context) error { return nil }
 
 // wait returns when a NOTIFY arrives, d passes, or the reader is nudged.
-func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error {
+// When the last read found rows it stops listening and returns at once;
+// when it found none and the session was not listening, it listens and
+// returns at once, since a commit between that read and the LISTEN
+// notified no one: the next read sees it.
+func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, busy bool) error {
+	if busy || !s.listening {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+		defer cancel()
+		if err := s.listen(qctx, !busy); err != nil {
+			return err
+		}
+		if !busy {
+			// Notifications received before UNLISTEN are about rows the
+			// next read sees.
+			s.drain()
+		}
+		return ctx.Err()
+	}
+	if hook := s.b.cfg.testHookListening; hook != nil {
+		hook()
+	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	// WaitForNotification cannot select on nudged: a nudge cancels its
@@ -291,13 +334,7 @@ func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-ch
 			return err
 		}
 		// One wake-up is enough for every notification already received.
-		drained, stop := context.WithCancel(ctx)
-		stop()
-		for {
-			if _, err := pc.WaitForNotification(drained); err != nil {
-				break
-			}
-		}
+		drainNotifications(pc)
 		return nil
 	})
 	if err != nil {
@@ -307,6 +344,28 @@ func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-ch
 		return fmt.Errorf("capture: wait for notification: %w", err)
 	}
 	return ctx.Err()
+}
+
+// drain drops the notifications received and not yet waited for.
+func (s *postgresSession) drain() {
+	_ = s.conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			drainNotifications(c.Conn())
+		}
+		return nil
+	})
+}
+
+// drainNotifications drops what pgx has buffered: WaitForNotification
+// with a context already done returns those and touches nothing else.
+func drainNotifications(pc *pgx.Conn) {
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	for {
+		if _, err := pc.WaitForNotification(done); err != nil {
+			return
+		}
+	}
 }
 
 func (s *postgresSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {

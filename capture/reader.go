@@ -30,10 +30,14 @@ type Config struct {
 	// BatchSize is the most changes published in one call. Defaults to
 	// 1000.
 	BatchSize int
-	// BatchDelay is how long the reader waits, once woken, before reading
-	// when its last read found changes: under a stream of small writes it
-	// then reads them a few at a time instead of one by one, trading that
-	// much latency for less work per change. Defaults to no delay.
+	// BatchDelay is how long the reader waits before reading again when
+	// its last read found changes: under a stream of small writes it then
+	// reads them a few at a time instead of one by one, trading that much
+	// latency for less work per change. Defaults to no delay on SQLite
+	// (the reader waits for a nudge or its poll) and to 1ms on
+	// PostgreSQL, where the reader stops listening while changes keep
+	// coming: a NOTIFY to a listener costs the writing transaction's
+	// commit more than the trigger does.
 	BatchDelay time.Duration
 	// Retention is how long published outbox rows are kept (for clients
 	// that resume from a seq). Defaults to 24 hours.
@@ -54,6 +58,10 @@ type Config struct {
 	Lease time.Duration
 	// Logger receives the reader's events. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// testHookListening, if set, is called when a PostgreSQL reader
+	// starts waiting for a notification.
+	testHookListening func()
 }
 
 func (c *Config) setDefaults(d Dialect) {
@@ -62,6 +70,9 @@ func (c *Config) setDefaults(d Dialect) {
 		if d == Postgres {
 			c.PollInterval = time.Second
 		}
+	}
+	if c.BatchDelay <= 0 && d == Postgres {
+		c.BatchDelay = time.Millisecond
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -292,7 +303,7 @@ func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) (err er
 		if s.dirty() {
 			poll = min(poll, cursorDelay)
 		}
-		if err := s.wait(ctx, poll, r.nudged); err != nil {
+		if err := s.wait(ctx, poll, r.nudged, busy); err != nil {
 			return err
 		}
 		if busy && r.cfg.BatchDelay > 0 {
@@ -406,8 +417,10 @@ type session interface {
 	// renew keeps the lead, returning errLostLead if it was lost.
 	renew(ctx context.Context) error
 	// wait returns when new rows may be there: after d, on nudged, or
-	// sooner if the database says so.
-	wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error
+	// sooner if the database says so. busy says the last read found rows;
+	// a session may then return at once, leaving the reader to read again
+	// after BatchDelay.
+	wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, busy bool) error
 	// prune deletes published rows older than retention or beyond
 	// maxRows. It stops between statements when ctx is cancelled, but does
 	// not cancel them.

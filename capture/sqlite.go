@@ -184,7 +184,7 @@ func (s *sqliteSession) renew(ctx context.Context) error {
 	return nil
 }
 
-func (s *sqliteSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}) error {
+func (s *sqliteSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, _ bool) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
