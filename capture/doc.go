@@ -30,8 +30,18 @@
 //
 // PostgreSQL 15 or later through github.com/jackc/pgx/v5/stdlib (GORM's
 // gorm.io/driver/postgres). The triggers NOTIFY at commit, which wakes the
-// reader; a poll every second is a safety net. The reader holds one
-// connection of db's pool for as long as it runs.
+// reader; a poll every second is a safety net. While writes keep coming
+// the reader stops listening and reads every Config.BatchDelay instead,
+// since relaying a notification to a listener costs each commit more than
+// the trigger does. The reader holds one connection of db's pool for as
+// long as it runs.
+//
+// # Cost
+//
+// A captured write adds an outbox row to its transaction: one more page
+// written per commit on SQLite, a row, an index entry and a notification
+// on PostgreSQL. The reader's work per change falls as its batches grow.
+// BenchmarkInsert (raw SQL) and gormlive's BenchmarkCreate measure both.
 //
 // # Outbox and cursor
 //
