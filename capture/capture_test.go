@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -634,4 +635,101 @@ func TestPostgresListensAgainWhenIdle(t *testing.T) {
 		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
 	}
 	checkChanges(t, rec.snapshot(), want)
+}
+
+// TestPostgresTakeoverReadsTheSameRead: a reader that read and published
+// changes, then died before writing how far it got, is followed by one
+// that publishes the same changes with the same seq, even when a
+// transaction with an older id committed in between; that transaction's
+// change comes after them.
+func TestPostgresTakeoverReadsTheSameRead(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	long, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Rollback()
+	if _, err := long.Exec(`INSERT INTO tasks (id, list_id) VALUES (10, 14)`); err != nil {
+		t.Fatal(err)
+	}
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (4, 14)`)
+
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(Postgres)
+	read := func(s session) []live.Change {
+		t.Helper()
+		rows, err := s.next(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Reader{cfg: cfg}
+		return r.changes(rows)
+	}
+	want := func(from uint64, pks ...string) []live.Change {
+		var out []live.Change
+		for i, pk := range pks {
+			c := task(live.OpInsert, pk, nil, m("list_id", "14"))
+			c.Seq = from + uint64(i)
+			out = append(out, c)
+		}
+		return out
+	}
+	check := func(got, want []live.Change) {
+		t.Helper()
+		checkChanges(t, got, want)
+		if len(got) > 0 && len(want) > 0 && got[0].Seq != want[0].Seq {
+			t.Errorf("first seq %d, want %d", got[0].Seq, want[0].Seq)
+		}
+	}
+
+	first, err := (&postgresBackend{db: d.db, cfg: &cfg}).lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(read(first), want(1, "1", "2", "3", "4"))
+	first.close() // dies without writing that it published them
+
+	if err := long.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := (&postgresBackend{db: d.db, cfg: &cfg}).lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.close()
+	got := read(second)
+	check(got, want(1, "1", "2", "3", "4"))
+	if err := second.commit(ctx, got[len(got)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	check(read(second), want(5, "10"))
+}
+
+// TestPostgresInstallReplacesOldOutbox: an outbox of the layout before
+// reads by snapshot is replaced when everything in it is published, and
+// stops Install with an error that says what to do when not.
+func TestPostgresInstallReplacesOldOutbox(t *testing.T) {
+	d := openPostgres(t)
+	d.exec(t, `CREATE TABLE restlive_outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, seq bigint,
+		created_at timestamptz NOT NULL DEFAULT now(), model text NOT NULL, pk text NOT NULL, op text NOT NULL, old jsonb, new jsonb)`)
+	d.exec(t, `CREATE TABLE restlive_cursor (name text PRIMARY KEY, sequenced bigint NOT NULL DEFAULT 0, published bigint NOT NULL DEFAULT 0)`)
+	d.exec(t, `INSERT INTO restlive_cursor (name, sequenced, published) VALUES ('default', 1, 1)`)
+	d.exec(t, `INSERT INTO restlive_outbox (seq, model, pk, op) VALUES (1, 'todolist.Task', '1', 'I'), (NULL, 'todolist.Task', '2', 'I')`)
+	err := Install(context.Background(), d.db, Postgres, tasks)
+	if err == nil || !strings.Contains(err.Error(), "has not published") {
+		t.Fatalf("install over an outbox with a change to publish: %v", err)
+	}
+	d.exec(t, `UPDATE restlive_outbox SET seq = 2 WHERE seq IS NULL`)
+	d.exec(t, `UPDATE restlive_cursor SET sequenced = 2, published = 2`)
+	d.install(t, tasks)
+
+	rec := newRecorder()
+	startReader(t, d, Config{Publisher: rec})
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (3, 14)`)
+	checkChanges(t, rec.wait(t, 1), []live.Change{task(live.OpInsert, "3", nil, m("list_id", "14"))})
 }

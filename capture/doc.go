@@ -45,12 +45,18 @@
 //
 // # Outbox and cursor
 //
-// Install creates restlive_outbox (one row per written row: seq, model,
-// pk, op, and the Table's Fields before and after as JSON) and
-// restlive_cursor (the last published seq, and who reads). Seq increases
-// in commit order without gaps, so it can serve as an offset for clients
-// that resume. The reader prunes published rows older than
-// Config.Retention or beyond Config.MaxRows.
+// Install creates restlive_outbox (one row per written row: model, pk, op,
+// and the Table's Fields before and after as JSON; on PostgreSQL also the
+// writing transaction's id) and restlive_cursor (how far the reader has
+// published, and on SQLite who reads). Seq increases by one per change
+// published: on SQLite it is the outbox row's rowid, given in commit
+// order; on PostgreSQL the reader gives it as it reads, by snapshot, and
+// does not write it to the row. Transactions are published in commit
+// order, except that on PostgreSQL those that commit between two reads of
+// the reader (a millisecond apart under load) come in the order they first
+// wrote, each with all its changes in the order it made them. The reader
+// prunes published rows older than Config.Retention or beyond
+// Config.MaxRows.
 //
 // # Many processes
 //

@@ -17,39 +17,64 @@ import (
 // On PostgreSQL an identity or sequence value is taken when a row is
 // inserted, not when its transaction commits: a transaction holding id 10
 // can commit after one holding id 11 was read, and a reader of id > cursor
-// would skip 10 forever. Filtering on the snapshot's xmin does not fix it
-// either, since transaction ids are not taken in id order (a transaction
-// that wrote elsewhere first has an older xid but may take a newer id).
+// would skip 10 forever.
 //
-// So the trigger leaves seq empty and records only id, the insertion
-// order; the one reader gives seq, in id order, to the rows that are
-// committed (visible) and still have none, and publishes in seq order. A
-// row is given a seq once, when it first becomes visible, so seq is
-// increasing in commit order and without gaps, and no row is skipped
-// however long its transaction runs. For two writes to one row, the
-// second waits for the first's commit before its trigger takes an id, so
-// their order is kept even within one batch.
+// So each outbox row records the id of the transaction that wrote it
+// (xid8, which never wraps around), and the reader reads by snapshot. It
+// remembers the snapshot of its last complete read (done); a read returns
+// the rows whose transaction is visible in the read's own snapshot, that
+// is committed, and was not in done: the transactions that committed in
+// between, each with all its rows, in the order it wrote them. Nothing is
+// written to the rows, so a change costs the reader no write of its own:
+// it writes only its cursor, once a read. A transaction left open holds
+// back none of the others, and none is skipped however long it runs.
+//
+// Transactions that commit between two reads (a millisecond apart under
+// load) are published in the order of their transaction ids, which they
+// take at their first write, not at commit. So when two of them write one
+// row, the one that waited for the other's commit may come first if it
+// had written something else before. The hub reads a row's state when it
+// handles its change, so subscribers still end with the committed state.
 var postgresSchema = []string{
+	// An outbox of the layout before the reader read by snapshot is
+	// replaced once every change in it is published; one with changes
+	// still to publish stops Install, since they would be lost.
+	`DO $restlive$
+	BEGIN
+		IF EXISTS (SELECT FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'restlive_outbox' AND column_name = 'seq') THEN
+			IF EXISTS (SELECT FROM restlive_outbox
+				WHERE seq IS NULL OR seq > (SELECT published FROM restlive_cursor WHERE name = 'default')) THEN
+				RAISE EXCEPTION 'restlive_outbox has the layout of an earlier restlive and changes it has not published: run that version''s reader until it has, or drop restlive_outbox and restlive_cursor';
+			END IF;
+			DROP TABLE restlive_outbox;
+			DROP TABLE restlive_cursor;
+		END IF;
+	END
+	$restlive$`,
 	`CREATE TABLE IF NOT EXISTS restlive_outbox (
-		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-		seq bigint,
+		xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+		id bigint GENERATED ALWAYS AS IDENTITY,
 		created_at timestamptz NOT NULL DEFAULT now(),
 		model text NOT NULL,
 		pk text NOT NULL,
 		op text NOT NULL,
 		old jsonb,
-		new jsonb
-	) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50000)`,
-	// Partial, so a write does not add NULL entries to it.
-	`CREATE UNIQUE INDEX IF NOT EXISTS restlive_outbox_seq ON restlive_outbox (seq) WHERE seq IS NOT NULL`,
-	`CREATE INDEX IF NOT EXISTS restlive_outbox_unsequenced ON restlive_outbox (id) WHERE seq IS NULL`,
-	// sequenced is the last seq given to an outbox row, published the last
-	// one published: rows between them were sequenced but not yet
-	// published when a reader stopped, and are published first, with the
-	// same seq, by the next one.
+		new jsonb,
+		PRIMARY KEY (xid, id)
+	)`,
+	// Every change of a transaction visible in done is published. While
+	// a read is under way (reading is set), so are those of the
+	// transactions visible in reading and not in done, in (xid, id) order,
+	// up to (at_xid, at_id). published is the seq of the last change
+	// published. The first done sees nothing: '1:1:' has no transaction
+	// before xmax 1.
 	`CREATE TABLE IF NOT EXISTS restlive_cursor (
 		name text PRIMARY KEY,
-		sequenced bigint NOT NULL DEFAULT 0,
+		done pg_snapshot NOT NULL DEFAULT '1:1:',
+		reading pg_snapshot,
+		at_xid xid8 NOT NULL DEFAULT '0',
+		at_id bigint NOT NULL DEFAULT 0,
 		published bigint NOT NULL DEFAULT 0
 	)`,
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
@@ -152,29 +177,40 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 			return nil, fmt.Errorf("capture: lock outbox: %w", err)
 		}
 	}
-	// Sequencing leaves a dead entry per row in the unsequenced index
-	// until vacuum (which the outbox's storage parameters make frequent).
-	// A bitmap scan visits all of them on every read; an index scan marks
-	// them dead as it passes and skips them after.
-	if _, err := conn.ExecContext(ctx, "SET enable_bitmapscan = off"); err != nil {
-		return nil, fmt.Errorf("capture: configure session: %w", err)
-	}
 	if err := s.listen(ctx, true); err != nil {
 		return nil, err
 	}
-	if err := conn.QueryRowContext(ctx, "SELECT sequenced, published FROM restlive_cursor WHERE name = 'default'").
-		Scan(&s.sequenced, &s.published); err != nil {
+	var reading sql.NullString
+	if err := conn.QueryRowContext(ctx,
+		"SELECT done::text, reading::text, at_xid::text, at_id, published FROM restlive_cursor WHERE name = 'default'").
+		Scan(&s.saved.done, &reading, &s.saved.atXID, &s.saved.atID, &s.saved.published); err != nil {
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
 	}
-	s.pending = s.published
+	s.saved.reading = reading.String
+	s.cur = s.saved
 	return s, nil
+}
+
+// A postgresCursor is where the reader is: see restlive_cursor.
+type postgresCursor struct {
+	done, reading string // snapshots; reading is empty between reads
+	atXID         string
+	atID          int64
+	published     int64
 }
 
 type postgresSession struct {
 	b    *postgresBackend
 	conn *sql.Conn
-	// published is the cursor as written, pending as published.
-	sequenced, published, pending int64
+	// saved is the cursor as written, cur as published.
+	saved, cur postgresCursor
+	// read is what the last call of next returned, to commit from.
+	read struct {
+		rows     []row
+		xids     []string
+		ids      []int64
+		complete bool // the rows end the read
+	}
 	// listening says the session LISTENs: only while the reader is idle.
 	listening bool
 }
@@ -199,79 +235,140 @@ func (s *postgresSession) listen(ctx context.Context, on bool) error {
 	return nil
 }
 
+// next reads on from the cursor: the rest of the read under way, or a
+// new read with the statement's own snapshot, which it records in the
+// cursor (with the position published so far) before anything of it is
+// published, so that a reader taking over after a crash reads the same
+// rows in the same order and gives them the same seq.
 func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
-	if s.pending < s.sequenced {
-		// Left over by a reader that stopped between sequencing and
-		// publishing: publish them again, with the seq they were given.
-		rows, err := s.conn.QueryContext(ctx,
-			`SELECT seq, model, pk, op, old, new FROM restlive_outbox
-			 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
-			s.pending, s.sequenced, limit)
-		if err != nil {
+	c := s.cur
+	var rows *sql.Rows
+	var err error
+	if c.reading == "" {
+		rows, err = s.conn.QueryContext(ctx, `
+			WITH s AS (SELECT pg_current_snapshot() AS snap),
+			r AS (
+				SELECT xid, id, model, pk, op, old, new FROM restlive_outbox
+				WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
+				ORDER BY xid, id LIMIT $2
+			),
+			k AS (
+				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = (SELECT snap FROM s),
+					at_xid = '0', at_id = 0, published = $3
+				WHERE name = 'default' AND EXISTS (SELECT FROM r)
+			)
+			SELECT (SELECT snap::text FROM s), xid::text, id, model, pk, op, old, new FROM r ORDER BY xid, id`,
+			c.done, limit, c.published)
+	} else {
+		rows, err = s.conn.QueryContext(ctx, `
+			WITH r AS (
+				SELECT xid, id, model, pk, op, old, new FROM restlive_outbox
+				WHERE (xid, id) > ($3::xid8, $4) AND xid >= pg_snapshot_xmin($1::pg_snapshot)
+					AND pg_visible_in_snapshot(xid, $2::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
+				ORDER BY xid, id LIMIT $6
+			),
+			k AS (
+				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = $2::pg_snapshot,
+					at_xid = $3::xid8, at_id = $4, published = $5
+				WHERE name = 'default' AND published <> $5
+			)
+			SELECT $2::text, xid::text, id, model, pk, op, old, new FROM r ORDER BY xid, id`,
+			c.done, c.reading, c.atXID, c.atID, c.published, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("capture: read outbox: %w", err)
+	}
+	defer rows.Close()
+	r := &s.read
+	r.rows, r.xids, r.ids = r.rows[:0], r.xids[:0], r.ids[:0]
+	snap := c.reading
+	for rows.Next() {
+		var w row
+		var xid string
+		var id int64
+		if err := rows.Scan(&snap, &xid, &id, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
 			return nil, fmt.Errorf("capture: read outbox: %w", err)
 		}
-		return scanRows(rows)
+		if w.op == "" {
+			return nil, fmt.Errorf("capture: read outbox: row %s/%d has no op", xid, id)
+		}
+		w.seq = uint64(c.published) + uint64(len(r.rows)) + 1
+		r.rows = append(r.rows, w)
+		r.xids = append(r.xids, xid)
+		r.ids = append(r.ids, id)
 	}
-	// One statement, so one transaction: sequence the oldest visible rows,
-	// move the cursor's sequenced mark with them, and write the published
-	// mark that commit left pending.
-	rows, err := s.conn.QueryContext(ctx, `
-		WITH c AS (SELECT sequenced FROM restlive_cursor WHERE name = 'default'),
-		b AS (
-			SELECT o.id, c.sequenced + row_number() OVER (ORDER BY o.id) AS seq
-			FROM (SELECT id FROM restlive_outbox WHERE seq IS NULL ORDER BY id LIMIT $1) o, c
-		),
-		u AS (
-			UPDATE restlive_outbox o SET seq = b.seq FROM b WHERE o.id = b.id
-			RETURNING o.seq, o.model, o.pk, o.op, o.old, o.new
-		),
-		k AS (
-			UPDATE restlive_cursor SET sequenced = sequenced + (SELECT count(*) FROM b), published = greatest(published, $2)
-			WHERE name = 'default' AND (published < $2 OR EXISTS (SELECT FROM b))
-		)
-		SELECT seq, model, pk, op, old, new FROM u ORDER BY seq`, limit, s.pending)
-	if err != nil {
-		return nil, fmt.Errorf("capture: sequence outbox: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("capture: read outbox: %w", err)
 	}
-	got, err := scanRows(rows)
-	if err != nil {
-		return nil, err
+	if len(r.rows) > 0 {
+		// The statement wrote the cursor as it was, with reading.
+		s.saved, s.cur.reading = c, snap
+		s.saved.reading = snap
+		if c.reading == "" {
+			s.saved.atXID, s.saved.atID = "0", 0
+			s.cur.atXID, s.cur.atID = "0", 0
+		}
+	} else if c.reading != "" {
+		// The rest of the read was published already.
+		s.cur.done, s.cur.reading, s.cur.atXID, s.cur.atID = c.reading, "", "0", 0
 	}
-	s.published = s.pending
-	if len(got) > 0 {
-		s.sequenced = int64(got[len(got)-1].seq)
-	}
-	return got, nil
+	r.complete = len(r.rows) < limit
+	return r.rows, nil
 }
 
-func (s *postgresSession) dirty() bool { return s.pending != s.published }
+func (s *postgresSession) dirty() bool { return s.cur != s.saved }
 
 func (s *postgresSession) valid() bool { return true }
 
-// commit leaves the cursor to the next read, which writes it in the same
-// statement, or to flush.
+// commit moves the cursor past the change seq, one of those the last call
+// of next returned, and leaves writing it to the next read or to flush.
 func (s *postgresSession) commit(_ context.Context, seq uint64) error {
-	s.pending = int64(seq)
+	r := &s.read
+	i := -1
+	if len(r.rows) > 0 && seq >= r.rows[0].seq {
+		i = int(seq - r.rows[0].seq)
+	}
+	if i < 0 || i >= len(r.rows) {
+		return fmt.Errorf("capture: commit of seq %d, which the last read did not return", seq)
+	}
+	s.cur.published = int64(seq)
+	if i == len(r.rows)-1 && r.complete {
+		s.cur.done, s.cur.reading, s.cur.atXID, s.cur.atID = s.cur.reading, "", "0", 0
+	} else {
+		s.cur.atXID, s.cur.atID = r.xids[i], r.ids[i]
+	}
 	return nil
 }
 
 // flush writes the cursor. If the session's connection is gone, it
 // writes through another: without the lock another reader may have taken
-// over, but the changes up to pending were published, and seq values never
-// change once given, so moving published forward to pending (never back)
-// stays true and spares the other reader publishing them again.
+// over, so it writes only if the cursor is still as this session last
+// wrote it.
 func (s *postgresSession) flush(ctx context.Context) error {
-	if s.pending == s.published {
+	if !s.dirty() {
 		return nil
 	}
-	const update = `UPDATE restlive_cursor SET published = greatest(published, $1) WHERE name = 'default'`
-	if _, err := s.conn.ExecContext(ctx, update, s.pending); err != nil {
-		if _, err2 := s.b.db.ExecContext(ctx, update, s.pending); err2 != nil {
+	c, was := s.cur, s.saved
+	const update = `UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = $2::pg_snapshot,
+		at_xid = $3::xid8, at_id = $4, published = $5
+		WHERE name = 'default' AND published = $6 AND done::text = $7 AND reading::text IS NOT DISTINCT FROM $8`
+	args := []any{c.done, nullIfEmpty(c.reading), c.atXID, c.atID, c.published,
+		was.published, was.done, nullIfEmpty(was.reading)}
+	if _, err := s.conn.ExecContext(ctx, update, args...); err != nil {
+		if _, err2 := s.b.db.ExecContext(ctx, update, args...); err2 != nil {
 			return fmt.Errorf("capture: write cursor: %w", errors.Join(err, err2))
 		}
 	}
-	s.published = s.pending
+	s.saved = c
 	return nil
+}
+
+// nullIfEmpty makes an empty snapshot SQL NULL.
+func nullIfEmpty(snapshot string) any {
+	if snapshot == "" {
+		return nil
+	}
+	return snapshot
 }
 
 // renew has nothing to do: the lock lasts as long as the session, and
@@ -371,25 +468,33 @@ func drainNotifications(pc *pgx.Conn) {
 func (s *postgresSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), queryTimeout)
 	defer cancel()
-	// Rows are in seq order and roughly in created_at order: the first row
-	// young enough to keep bounds what age allows to delete, found by
-	// walking the old rows only.
-	cut := s.published
-	var young int64
+	// Rows are roughly in created_at order by (xid, id): the first young
+	// row bounds what age allows to delete, found by walking the old rows
+	// only. The maxRows-th row from the end bounds what their number does.
+	young, beyond := sql.NullString{}, sql.NullString{}
+	var youngID, beyondID int64
 	err := s.conn.QueryRowContext(ctx,
-		`SELECT seq FROM restlive_outbox WHERE seq <= $1 AND created_at >= now() - $2 * interval '1 microsecond'
-		 ORDER BY seq LIMIT 1`,
-		s.published, retention.Microseconds()).Scan(&young)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+		`SELECT xid::text, id FROM restlive_outbox WHERE created_at >= now() - $1 * interval '1 microsecond'
+		 ORDER BY xid, id LIMIT 1`, retention.Microseconds()).Scan(&young, &youngID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("capture: prune outbox: %w", err)
-	default:
-		cut = max(young-1, s.sequenced-maxRows)
 	}
-	cut = min(cut, s.published) // never a row not yet published
-	return deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE id IN
-		(SELECT id FROM restlive_outbox WHERE seq <= $1 ORDER BY seq LIMIT 10000)`, cut)
+	err = s.conn.QueryRowContext(ctx,
+		`SELECT xid::text, id FROM restlive_outbox ORDER BY xid DESC, id DESC OFFSET $1 LIMIT 1`, maxRows).
+		Scan(&beyond, &beyondID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	}
+	// Only rows the written cursor says are published: a reader taking
+	// over reads on from it and must find the rows it expects.
+	c := s.saved
+	return deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE (xid, id) IN (
+		SELECT xid, id FROM restlive_outbox
+		WHERE ($1::xid8 IS NULL OR (xid, id) < ($1::xid8, $2) OR (xid, id) <= ($3::xid8, $4))
+			AND (pg_visible_in_snapshot(xid, $5::pg_snapshot)
+				OR (pg_visible_in_snapshot(xid, $6::pg_snapshot) AND (xid, id) <= ($7::xid8, $8)))
+		ORDER BY xid, id LIMIT 10000)`,
+		young, youngID, beyond, beyondID, c.done, nullIfEmpty(c.reading), c.atXID, c.atID)
 }
 
 // close ends the session: the connection is discarded rather than

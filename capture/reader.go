@@ -105,9 +105,11 @@ func (c *Config) setDefaults(d Dialect) {
 // process dies after Publish returns and before the cursor is written (it
 // is written with the next read on PostgreSQL, when the reader goes idle,
 // and at most 10ms after a publish on SQLite), the next reader publishes
-// those changes again, with the same Seq values (on PostgreSQL seq is
-// given before publishing; on SQLite it is the rowid), so a consumer that
-// must never see a duplicate can drop changes whose Seq it has seen.
+// those changes again, with the same Seq values (on SQLite seq is the
+// rowid; on PostgreSQL the reader records each read's snapshot before it
+// publishes any of it, so the next reader reads the same rows in the same
+// order), so a consumer that must never see a duplicate can drop changes
+// whose Seq it has seen.
 //
 // Run and Nudge may be called concurrently; Run once at a time.
 type Reader struct {

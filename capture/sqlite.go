@@ -236,10 +236,10 @@ func (s *sqliteSession) close() {
 // deleteUpTo deletes in chunks of 10,000 rows, so that pruning never
 // holds the write lock (SQLite) or a long transaction (PostgreSQL) for
 // long, and stops between chunks when run is cancelled.
-func deleteUpTo(run, ctx context.Context, db execer, query string, cut int64) (int64, error) {
+func deleteUpTo(run, ctx context.Context, db execer, query string, args ...any) (int64, error) {
 	var total int64
 	for run.Err() == nil {
-		res, err := db.ExecContext(ctx, query, cut)
+		res, err := db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return total, fmt.Errorf("capture: prune outbox: %w", err)
 		}
