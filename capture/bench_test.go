@@ -47,6 +47,7 @@ func BenchmarkInsert(b *testing.B) {
 					startReader(b, d, Config{Publisher: &discard{}, Logger: quiet})
 				}
 				insert := d.q(`INSERT INTO tasks (list_id, title) VALUES (?, 'benchmark')`)
+				wal := walPosition(b, d)
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
@@ -54,6 +55,9 @@ func BenchmarkInsert(b *testing.B) {
 					if _, err := d.db.Exec(insert, i%100); err != nil {
 						b.Fatal(err)
 					}
+				}
+				if d.dialect == Postgres {
+					b.ReportMetric(float64(walPosition(b, d)-wal)/float64(b.N), "WAL-B/op")
 				}
 			})
 		}
@@ -149,4 +153,18 @@ func defaultPoll(d Dialect) time.Duration {
 	var c Config
 	c.setDefaults(d)
 	return c.PollInterval
+}
+
+// walPosition is PostgreSQL's write-ahead log position in bytes, and 0 on
+// SQLite. The log written per insert is what capture adds to replication
+// and disk traffic.
+func walPosition(b *testing.B, d *testDB) int64 {
+	if d.dialect != Postgres {
+		return 0
+	}
+	var n int64
+	if err := d.db.QueryRow(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
