@@ -338,6 +338,39 @@ func TestPublishFailure(t *testing.T) {
 	})
 }
 
+// TestPublishFailureKeepsTheLead: a reader whose Publisher fails for a
+// moment (a broker restarting) keeps reading the outbox rather than hand
+// it to a standby; one whose Publisher keeps failing for a lease hands it
+// over, so a process that can publish does.
+func TestPublishFailureKeepsTheLead(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		lead, standby := newRecorder(), newRecorder()
+		const lease = time.Second
+		startReader(t, d, Config{Publisher: lead, Lease: lease})
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+		lead.wait(t, 1)
+		startReader(t, d, Config{Publisher: standby, Lease: lease})
+
+		failFor := func(n int) {
+			lead.mu.Lock()
+			lead.fail = n
+			lead.mu.Unlock()
+		}
+		failFor(2) // about 150ms of retries
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (2, 14)`)
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (3, 14)`)
+		lead.waitFor(t, "todolist.Task", "3")
+		if got := standby.snapshot(); len(got) > 0 {
+			t.Fatalf("the standby took over during a short failure and published %+v", got)
+		}
+
+		failFor(1 << 30)
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (4, 14)`)
+		standby.waitFor(t, "todolist.Task", "4")
+	})
+}
+
 // TestInstall: Install is idempotent, replaces triggers whose fields
 // changed, and Remove stops the capture of a table.
 func TestInstall(t *testing.T) {

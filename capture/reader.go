@@ -54,7 +54,8 @@ type Config struct {
 	// unless renewed (it renews it every third of it); on PostgreSQL,
 	// where the lock ends with the reader's connection, only how often a
 	// standby retries after an error. A standby checks every fifth of it.
-	// Defaults to 5s.
+	// A reader whose Publisher fails keeps reading (and retrying) for as
+	// long, then gives the outbox up to another process. Defaults to 5s.
 	Lease time.Duration
 	// Logger receives the reader's events. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -246,6 +247,8 @@ func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) (err er
 		}
 	}()
 	nextPrune := time.Now()
+	var failingSince time.Time // of the Publisher, zero while it works
+serving:
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -271,7 +274,22 @@ func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) (err er
 				return errLostLead
 			}
 			if err := r.cfg.Publisher.Publish(ctx, r.changes(rows)); err != nil {
-				return fmt.Errorf("capture: publish: %w", err)
+				// A broker outage fails every process alike: keep the lead
+				// and retry, unless failing has lasted a lease, when another
+				// process may well publish where this one cannot.
+				if failingSince.IsZero() {
+					failingSince = time.Now()
+				}
+				if time.Since(failingSince) >= r.cfg.Lease {
+					return fmt.Errorf("capture: publish: %w", err)
+				}
+				r.cfg.Logger.WarnContext(ctx, "capture: publish failed; retrying", "err", err)
+				sleep(ctx, backoff.next())
+				continue serving
+			}
+			if !failingSince.IsZero() {
+				r.cfg.Logger.InfoContext(ctx, "capture: publishing again", "after", time.Since(failingSince).Round(time.Millisecond))
+				failingSince = time.Time{}
 			}
 			last := rows[len(rows)-1].seq
 			if err := db(func(ctx context.Context) error { return s.commit(ctx, last) }); err != nil {

@@ -503,6 +503,21 @@ func (c *cluster) exact(phase string, from [nChains]int) {
 // leader returns the index of the server that reads the outbox: the one
 // whose last word about it is that it reads it. It waits for there to be
 // exactly one.
+// readsOutbox says whether a server's last word on its capture role is
+// that it reads the outbox. Publish failures and recoveries leave the
+// role as it was.
+func readsOutbox(log string) bool {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		at := strings.Index(lines[i], `msg="capture: `)
+		if at < 0 || strings.HasPrefix(lines[i][at:], `msg="capture: publish`) {
+			continue
+		}
+		return strings.HasPrefix(lines[i][at:], `msg="capture: reading the outbox"`)
+	}
+	return false
+}
+
 func (c *cluster) leader() int {
 	c.t.Helper()
 	deadline := time.Now().Add(deliveryLimit)
@@ -511,9 +526,7 @@ func (c *cluster) leader() int {
 	for {
 		var leaders []int
 		for i, p := range c.servers {
-			log := p.log.String()
-			last := strings.LastIndex(log, `msg="capture: `)
-			if last >= 0 && strings.HasPrefix(log[last:], `msg="capture: reading the outbox"`) {
+			if readsOutbox(p.log.String()) {
 				leaders = append(leaders, i)
 			}
 		}
