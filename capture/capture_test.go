@@ -371,6 +371,25 @@ func TestPublishFailureKeepsTheLead(t *testing.T) {
 	})
 }
 
+// TestBoolFields: a boolean column reads true and false on both
+// databases, though SQLite stores 0 and 1.
+func TestBoolFields(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, Table{Model: "todolist.Task", Table: "tasks", PK: "id",
+			Fields: []string{"list_id", "done"}, BoolFields: []string{"done"}})
+		rec := newRecorder()
+		startReader(t, d, Config{Publisher: rec})
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+		d.exec(t, `UPDATE tasks SET done = true WHERE id = 1`)
+		d.exec(t, `UPDATE tasks SET list_id = NULL WHERE id = 1`)
+		checkChanges(t, rec.wait(t, 3), []live.Change{
+			task(live.OpInsert, "1", nil, m("list_id", "14", "done", "false")),
+			task(live.OpUpdate, "1", m("list_id", "14", "done", "false"), m("list_id", "14", "done", "true")),
+			task(live.OpUpdate, "1", m("list_id", "14", "done", "true"), m("done", "true")),
+		})
+	})
+}
+
 // TestInstall: Install is idempotent, replaces triggers whose fields
 // changed, and Remove stops the capture of a table.
 func TestInstall(t *testing.T) {
@@ -423,6 +442,7 @@ func TestInstallRejects(t *testing.T) {
 		{"quote in table", SQLite, Table{Model: "a.B", Table: `tasks"`, PK: "id"}},
 		{"quote in field", SQLite, Table{Model: "a.B", Table: "tasks", PK: "id", Fields: []string{`x"y`}}},
 		{"no such table", SQLite, Table{Model: "a.B", Table: "nope", PK: "id"}},
+		{"boolean not a field", SQLite, Table{Model: "a.B", Table: "tasks", PK: "id", BoolFields: []string{"done"}}},
 	} {
 		if err := Install(ctx, d.db, tt.d, tt.t); err == nil {
 			t.Errorf("%s: Install succeeded", tt.name)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,11 +55,16 @@ func sqliteTriggers(t Table) []string {
 	name := func(suffix string) string { return quoteIdent(objectName("restlive_", t.Table) + suffix) }
 	table, pk, model := quoteIdent(t.Table), quoteIdent(t.PK), quoteLiteral(t.Model)
 	// json_object keeps SQLite's type: 14 stays a JSON number, which the
-	// reader turns into "14" with live.Canonical.
+	// reader turns into "14" with live.Canonical. A boolean, stored as 0
+	// or 1, becomes JSON true or false.
 	fields := func(row string) string {
 		var args []string
 		for _, f := range t.Fields {
-			args = append(args, quoteLiteral(f), row+"."+quoteIdent(f))
+			v := row + "." + quoteIdent(f)
+			if slices.Contains(t.BoolFields, f) {
+				v = fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL WHEN %s THEN json('true') ELSE json('false') END", v, v)
+			}
+			args = append(args, quoteLiteral(f), v)
 		}
 		return "json_object(" + strings.Join(args, ", ") + ")"
 	}

@@ -51,6 +51,10 @@ type Table struct {
 	// lookup field when that is not the primary key. The keys of Old and
 	// New are these column names.
 	Fields []string
+	// BoolFields are those of Fields that hold booleans. SQLite stores
+	// them as 0 and 1; its triggers report them as true and false, as
+	// PostgreSQL's do and as clients send them.
+	BoolFields []string
 }
 
 // identifier is what the triggers accept unquoted-equivalent: column and
@@ -77,6 +81,11 @@ func (t Table) check() error {
 			return fmt.Errorf("capture: table %q: field %q listed twice", t.Table, f)
 		}
 		seen[f] = true
+	}
+	for _, f := range t.BoolFields {
+		if !seen[f] {
+			return fmt.Errorf("capture: table %q: boolean field %q is not among Fields", t.Table, f)
+		}
 	}
 	return nil
 }

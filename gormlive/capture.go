@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 
 	"github.com/restlive/restlive/capture"
 )
@@ -16,7 +17,7 @@ import (
 // CaptureTable describes the view's table for package capture: its name,
 // its primary key column, and the columns whose old and new values a
 // change carries (GroupFields, and LookupField when it is not the primary
-// key), all read from M's GORM schema.
+// key) with those that hold booleans, all read from M's GORM schema.
 func (v *View[M]) CaptureTable() (capture.Table, error) {
 	m, err := v.meta()
 	if err != nil {
@@ -26,6 +27,11 @@ func (v *View[M]) CaptureTable() (capture.Table, error) {
 	t.Fields = append(t.Fields, v.GroupFields...)
 	if m.lookup != m.pk && !contains(t.Fields, m.lookup.DBName) {
 		t.Fields = append(t.Fields, m.lookup.DBName)
+	}
+	for _, name := range t.Fields {
+		if f := m.schema.FieldsByDBName[name]; f != nil && f.DataType == schema.Bool {
+			t.BoolFields = append(t.BoolFields, name)
+		}
 	}
 	return t, nil
 }

@@ -56,12 +56,18 @@ func TestCaptureTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := capture.Table{Model: "todolist.Todo", Table: "todos", PK: "id", Fields: []string{"list_id"}}
-		if got.Model != want.Model || got.Table != want.Table || got.PK != want.PK || !slices.Equal(got.Fields, want.Fields) {
+		if got.Model != want.Model || got.Table != want.Table || got.PK != want.PK ||
+			!slices.Equal(got.Fields, want.Fields) || len(got.BoolFields) != 0 {
 			t.Errorf("CaptureTable() = %+v, want %+v", got, want)
 		}
 		v.LookupField = "text"
 		if got, _ := v.CaptureTable(); !slices.Equal(got.Fields, []string{"list_id", "text"}) {
 			t.Errorf("with a lookup field, Fields = %v", got.Fields)
+		}
+		v.GroupFields = []string{"list_id", "done"}
+		if got, _ := v.CaptureTable(); !slices.Equal(got.Fields, []string{"list_id", "done", "text"}) ||
+			!slices.Equal(got.BoolFields, []string{"done"}) {
+			t.Errorf("with a boolean group field, Fields = %v, BoolFields = %v", got.Fields, got.BoolFields)
 		}
 		v.GroupFields = []string{"nope"}
 		if _, err := v.CaptureTable(); err == nil {

@@ -1,13 +1,14 @@
 package reftest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	"gorm.io/gorm"
 
+	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
-
 	"github.com/restlive/restlive/live/livetest"
 )
 
@@ -148,5 +149,32 @@ func TestDependency(t *testing.T) {
 		receive(t, single, 2, "CREATED", todoJSON(todo))
 		group.ReceiveNothing()
 		single.ReceiveNothing()
+	})
+}
+
+// A boolean group field: SQLite stores it as 0 or 1, and clients send
+// true or false.
+func TestGroupByBoolean(t *testing.T) {
+	databases(t, func(t *testing.T, a *app) {
+		view := a.todoView()
+		view.GroupFields = []string{"list_id", "done"}
+		if err := gormlive.InstallCapture(context.Background(), a.db, view); err != nil {
+			t.Fatal(err)
+		}
+		rt := a.router(view)
+		list := a.makeList("groceries")
+		c := connect(t, rt, "")
+		subscribe(t, c, map[string]any{"request_id": 1, "model": "test_app.Todo", "group_by": "done", "value": true})
+		todo := a.makeTodo(list, "buy milk")
+		todo.Done = true
+		a.save(todo)
+		receive(t, c, 1, "CREATED", todoJSON(todo))
+		todo.Text = "buy oat milk"
+		a.save(todo)
+		receive(t, c, 1, "UPDATED", todoJSON(todo))
+		todo.Done = false
+		a.save(todo)
+		receive(t, c, 1, "DELETED", map[string]any{"id": todo.ID})
+		c.ReceiveNothing()
 	})
 }
