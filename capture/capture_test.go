@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -785,4 +786,60 @@ func TestPostgresInstallReplacesOldOutbox(t *testing.T) {
 	startReader(t, d, Config{Publisher: rec})
 	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (3, 14)`)
 	checkChanges(t, rec.wait(t, 1), []live.Change{task(live.OpInsert, "3", nil, m("list_id", "14"))})
+}
+
+// TestPostgresTransactionOrder: transactions are ordered by their ids as
+// numbers, also where they gain a digit (xids do on a young cluster), in
+// reading and in pruning. The rows are written by hand with the ids of
+// long-finished transactions.
+func TestPostgresTransactionOrder(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	for _, xid := range []string{"100", "9", "99", "10"} {
+		d.exec(t, `INSERT INTO restlive_outbox (xid, model, pk, op, new) VALUES (?::xid8, 'todolist.Task', ?, 'I', '{"list_id": 14}')`, xid, xid)
+	}
+	rec := newRecorder()
+	_, stop := startReader(t, d, Config{Publisher: rec, BatchSize: 3})
+	var want []live.Change
+	for _, pk := range []string{"9", "10", "99", "100"} {
+		want = append(want, task(live.OpInsert, pk, nil, m("list_id", "14")))
+	}
+	checkChanges(t, rec.wait(t, 4), want)
+	stop() // writes the cursor
+
+	d.exec(t, `UPDATE restlive_outbox SET created_at = now() - interval '2 hours' WHERE pk IN ('9', '99')`)
+	cfg := Config{Publisher: rec}
+	cfg.setDefaults(Postgres)
+	ctx := context.Background()
+	s, err := (&postgresBackend{db: d.db, cfg: &cfg}).lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	n, err := s.prune(ctx, time.Hour, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	rows, err := d.db.Query(`SELECT pk FROM restlive_outbox ORDER BY xid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pk string
+		if err := rows.Scan(&pk); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, pk)
+	}
+	// 9 is older than 10, the first young row: pruned. 99 is old too but
+	// comes after 10: kept, since rows are pruned in order.
+	if n != 1 || !slices.Equal(left, []string{"10", "99", "100"}) {
+		t.Errorf("pruned %d, left %v; want 1, [10 99 100]", n, left)
+	}
+	// Beyond 2 rows: 10 goes too.
+	if n, err := s.prune(ctx, time.Hour, 2); err != nil || n != 1 {
+		t.Errorf("pruned %d beyond 2 rows (%v), want 1", n, err)
+	}
 }

@@ -235,6 +235,10 @@ func (s *postgresSession) listen(ctx context.Context, on bool) error {
 	return nil
 }
 
+// The queries read xid as text (database/sql has no type for it) and
+// name it in ORDER BY qualified, o.xid or r.xid: a bare xid would be the
+// text output column, and "100000" sorts before "99999".
+
 // next reads on from the cursor: the rest of the read under way, or a
 // new read with the statement's own snapshot, which it records in the
 // cursor (with the position published so far) before anything of it is
@@ -257,7 +261,7 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 					at_xid = '0', at_id = 0, published = $3
 				WHERE name = 'default' AND EXISTS (SELECT FROM r)
 			)
-			SELECT (SELECT snap::text FROM s), xid::text, id, model, pk, op, old, new FROM r ORDER BY xid, id`,
+			SELECT (SELECT snap::text FROM s), r.xid::text, r.id, r.model, r.pk, r.op, r.old, r.new FROM r ORDER BY r.xid, r.id`,
 			c.done, limit, c.published)
 	} else {
 		rows, err = s.conn.QueryContext(ctx, `
@@ -272,7 +276,7 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 					at_xid = $3::xid8, at_id = $4, published = $5
 				WHERE name = 'default' AND published <> $5
 			)
-			SELECT $2::text, xid::text, id, model, pk, op, old, new FROM r ORDER BY xid, id`,
+			SELECT $2::text, r.xid::text, r.id, r.model, r.pk, r.op, r.old, r.new FROM r ORDER BY r.xid, r.id`,
 			c.done, c.reading, c.atXID, c.atID, c.published, limit)
 	}
 	if err != nil {
@@ -474,13 +478,13 @@ func (s *postgresSession) prune(run context.Context, retention time.Duration, ma
 	young, beyond := sql.NullString{}, sql.NullString{}
 	var youngID, beyondID int64
 	err := s.conn.QueryRowContext(ctx,
-		`SELECT xid::text, id FROM restlive_outbox WHERE created_at >= now() - $1 * interval '1 microsecond'
-		 ORDER BY xid, id LIMIT 1`, retention.Microseconds()).Scan(&young, &youngID)
+		`SELECT o.xid::text, o.id FROM restlive_outbox o WHERE o.created_at >= now() - $1 * interval '1 microsecond'
+		 ORDER BY o.xid, o.id LIMIT 1`, retention.Microseconds()).Scan(&young, &youngID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("capture: prune outbox: %w", err)
 	}
 	err = s.conn.QueryRowContext(ctx,
-		`SELECT xid::text, id FROM restlive_outbox ORDER BY xid DESC, id DESC OFFSET $1 LIMIT 1`, maxRows).
+		`SELECT o.xid::text, o.id FROM restlive_outbox o ORDER BY o.xid DESC, o.id DESC OFFSET $1 LIMIT 1`, maxRows).
 		Scan(&beyond, &beyondID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("capture: prune outbox: %w", err)
