@@ -283,14 +283,7 @@ func TestOutOfOrderCommit(t *testing.T) {
 		task(live.OpInsert, "2", nil, m("list_id", "14")),
 	})
 	// A long-open transaction does not hold the others back.
-	long, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer long.Rollback()
-	if _, err := long.Exec(`INSERT INTO tasks (id, list_id) VALUES (10, 14)`); err != nil {
-		t.Fatal(err)
-	}
+	d.begin(t, `INSERT INTO tasks (id, list_id) VALUES (10, 14)`)
 	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (11, 14)`)
 	rec.waitFor(t, "todolist.Task", "11")
 }
@@ -703,14 +696,7 @@ func TestPostgresTakeoverReadsTheSameRead(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
 	}
-	long, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer long.Rollback()
-	if _, err := long.Exec(`INSERT INTO tasks (id, list_id) VALUES (10, 14)`); err != nil {
-		t.Fatal(err)
-	}
+	long := d.begin(t, `INSERT INTO tasks (id, list_id) VALUES (10, 14)`)
 	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (4, 14)`)
 
 	cfg := Config{Publisher: newRecorder()}

@@ -111,6 +111,21 @@ var (
 	lists = Table{Model: "todolist.List", Table: "lists", PK: "id"}
 )
 
+// begin opens a transaction, runs query in it and leaves it open; it is
+// rolled back when the test ends unless committed first.
+func (d *testDB) begin(t testing.TB, query string) *sql.Tx {
+	t.Helper()
+	tx, err := d.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	if _, err := tx.Exec(d.q(query)); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return tx
+}
+
 func (d *testDB) install(t testing.TB, tables ...Table) {
 	t.Helper()
 	if err := Install(context.Background(), d.db, d.dialect, tables...); err != nil {
