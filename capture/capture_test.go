@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -828,4 +829,104 @@ func TestPostgresTransactionOrder(t *testing.T) {
 	if n, err := s.prune(ctx, time.Hour, 2); err != nil || n != 1 {
 		t.Errorf("pruned %d beyond 2 rows (%v), want 1", n, err)
 	}
+}
+
+// TestPostgresOldReaderCannotMoveCursor: a reader whose session died
+// while another took over cannot write the cursor through another
+// connection afterwards; if it could, it would move the cursor to where
+// it was, behind the new reader, whose seq values the next reader would
+// then give to other changes.
+func TestPostgresOldReaderCannotMoveCursor(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	ctx := context.Background()
+	for i := 1; i <= 6; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(Postgres)
+	lead := func(owner string) *postgresSession {
+		t.Helper()
+		s, err := (&postgresBackend{db: d.db, cfg: &cfg, owner: owner}).lead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.close)
+		return s.(*postgresSession)
+	}
+	read := func(s *postgresSession, limit int) []row {
+		t.Helper()
+		rows, err := s.next(ctx, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.commit(ctx, rows[len(rows)-1].seq); err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	a := lead("a")
+	read(a, 2)
+	read(a, 2) // published 1-4; the cursor says 2
+	var pid int
+	if err := a.conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	d.exec(t, `SELECT pg_terminate_backend(?)`, pid)
+
+	b := lead("b")
+	if got := read(b, 100); got[0].seq != 3 || got[len(got)-1].seq != 6 {
+		t.Fatalf("b read seq %d to %d, want 3 to 6", got[0].seq, got[len(got)-1].seq)
+	}
+	if err := a.flush(ctx); !errors.Is(err, errLostLead) {
+		t.Fatalf("a's flush after b took over: %v, want errLostLead", err)
+	}
+	if err := b.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.close()
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (7, 14)`)
+	c := lead("c")
+	if got := read(c, 100); got[0].seq != 7 || got[0].pk != "7" {
+		t.Fatalf("the next change is pk %s with seq %d, want pk 7 with seq 7", got[0].pk, got[0].seq)
+	}
+}
+
+// TestPostgresCursorAhead: a cursor ahead of the server's transaction ids
+// (a database restored into another cluster) stops the reader with an
+// error that says what to do, rather than taking every change for
+// published.
+func TestPostgresCursorAhead(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	d.exec(t, `UPDATE restlive_cursor SET done = (x || ':' || x || ':')::pg_snapshot
+		FROM (SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text AS x) ahead`)
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(Postgres)
+	s, err := (&postgresBackend{db: d.db, cfg: &cfg}).lead(context.Background())
+	if err == nil {
+		s.close()
+		t.Fatal("lead accepted a cursor ahead of the server")
+	}
+	if !strings.Contains(err.Error(), "restored into another cluster") {
+		t.Fatalf("lead: %v", err)
+	}
+}
+
+// TestBadOutboxRow: a row written by hand with an unknown op is published
+// as an update whose fields are unknown, and the reader goes on.
+func TestBadOutboxRow(t *testing.T) {
+	forEachDB(t, func(t *testing.T, d *testDB) {
+		d.install(t, tasks)
+		rec := newRecorder()
+		startReader(t, d, Config{Publisher: rec, Logger: quiet})
+		d.exec(t, `INSERT INTO restlive_outbox (model, pk, op, new) VALUES ('todolist.Task', '1', '', '{"list_id": 14}')`)
+		d.exec(t, `INSERT INTO restlive_outbox (model, pk, op, new) VALUES ('todolist.Task', '2', 'X', '[1]')`)
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (3, 14)`)
+		checkChanges(t, rec.wait(t, 3), []live.Change{
+			task(live.OpUpdate, "1", nil, nil),
+			task(live.OpUpdate, "2", nil, nil),
+			task(live.OpInsert, "3", nil, m("list_id", "14")),
+		})
+	})
 }

@@ -34,7 +34,8 @@
 // the reader stops listening and reads every Config.BatchDelay instead,
 // since relaying a notification to a listener costs each commit more than
 // the trigger does. The reader holds one connection of db's pool for as
-// long as it runs.
+// long as it runs. TRUNCATE fires no row trigger, so it is not captured:
+// delete the rows instead where subscribers must hear of it.
 //
 // # Cost
 //

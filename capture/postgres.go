@@ -68,14 +68,16 @@ var postgresSchema = []string{
 	// transactions visible in reading and not in done, in (xid, id) order,
 	// up to (at_xid, at_id). published is the seq of the last change
 	// published. The first done sees nothing: '1:1:' has no transaction
-	// before xmax 1.
+	// before xmax 1. owner names the session that last became the reader,
+	// so that one that lost the lock cannot move the cursor.
 	`CREATE TABLE IF NOT EXISTS restlive_cursor (
 		name text PRIMARY KEY,
 		done pg_snapshot NOT NULL DEFAULT '1:1:',
 		reading pg_snapshot,
 		at_xid xid8 NOT NULL DEFAULT '0',
 		at_id bigint NOT NULL DEFAULT 0,
-		published bigint NOT NULL DEFAULT 0
+		published bigint NOT NULL DEFAULT 0,
+		owner text NOT NULL DEFAULT ''
 	)`,
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
 }
@@ -148,6 +150,7 @@ func postgresDropTrigger(table string) []string {
 type postgresBackend struct {
 	db     *sql.DB
 	cfg    *Config
+	owner  string
 	warned sync.Once
 }
 
@@ -177,14 +180,32 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 			return nil, fmt.Errorf("capture: lock outbox: %w", err)
 		}
 	}
+	// A read's snapshot is recorded so that a reader taking over after a
+	// crash gives its changes the same seq: the record must outlast a
+	// crash of the server too, whatever the server's default.
+	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = on"); err != nil {
+		return nil, fmt.Errorf("capture: configure session: %w", err)
+	}
 	if err := s.listen(ctx, true); err != nil {
 		return nil, err
 	}
 	var reading sql.NullString
+	var ahead bool
 	if err := conn.QueryRowContext(ctx,
-		"SELECT done::text, reading::text, at_xid::text, at_id, published FROM restlive_cursor WHERE name = 'default'").
-		Scan(&s.saved.done, &reading, &s.saved.atXID, &s.saved.atID, &s.saved.published); err != nil {
+		`UPDATE restlive_cursor SET owner = $1 WHERE name = 'default'
+		 RETURNING done::text, reading::text, at_xid::text, at_id, published,
+			pg_snapshot_xmax(coalesce(reading, done)) > pg_snapshot_xmax(pg_current_snapshot())`, b.owner).
+		Scan(&s.saved.done, &reading, &s.saved.atXID, &s.saved.atID, &s.saved.published, &ahead); err != nil {
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
+	}
+	if ahead {
+		// The database was restored into another cluster (pg_dump, a
+		// logical replica), whose transaction ids are behind the cursor:
+		// every new change would look published.
+		return nil, errors.New("capture: restlive_cursor is ahead of this server's transaction ids, " +
+			"as when the database was restored into another cluster; the changes in restlive_outbox " +
+			"cannot be ordered here: empty it and reset the cursor " +
+			"(DELETE FROM restlive_outbox; UPDATE restlive_cursor SET done = '1:1:', reading = NULL, at_xid = '0', at_id = 0)")
 	}
 	s.saved.reading = reading.String
 	s.cur = s.saved
@@ -239,6 +260,21 @@ func (s *postgresSession) listen(ctx context.Context, on bool) error {
 // name it in ORDER BY qualified, o.xid or r.xid: a bare xid would be the
 // text output column, and "100000" sorts before "99999".
 
+// unpublished selects, in (xid, id) order, at most limit rows that meet
+// cond, of the transactions not visible in the snapshot $1 (done): those
+// in progress when it was taken (its xip) and those begun after (xid >=
+// its xmax). Each part is an ordered index scan that stops at limit, so
+// neither a backlog nor a transaction left open, which holds xmin back,
+// makes a read walk rows already published.
+func unpublished(cond, limit string) string {
+	part := func(which string) string {
+		return "(SELECT xid, id, model, pk, op, old, new FROM restlive_outbox WHERE " + which + cond +
+			" ORDER BY xid, id LIMIT " + limit + ")"
+	}
+	return part("xid = ANY(ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))") + " UNION ALL " +
+		part("xid >= pg_snapshot_xmax($1::pg_snapshot)") + " ORDER BY xid, id LIMIT " + limit
+}
+
 // next reads on from the cursor: the rest of the read under way, or a
 // new read with the statement's own snapshot, which it records in the
 // cursor (with the position published so far) before anything of it is
@@ -251,11 +287,7 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 	if c.reading == "" {
 		rows, err = s.conn.QueryContext(ctx, `
 			WITH s AS (SELECT pg_current_snapshot() AS snap),
-			r AS (
-				SELECT xid, id, model, pk, op, old, new FROM restlive_outbox
-				WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
-				ORDER BY xid, id LIMIT $2
-			),
+			r AS (`+unpublished("", "$2")+`),
 			k AS (
 				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = (SELECT snap FROM s),
 					at_xid = '0', at_id = 0, published = $3
@@ -265,12 +297,7 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 			c.done, limit, c.published)
 	} else {
 		rows, err = s.conn.QueryContext(ctx, `
-			WITH r AS (
-				SELECT xid, id, model, pk, op, old, new FROM restlive_outbox
-				WHERE (xid, id) > ($3::xid8, $4) AND xid >= pg_snapshot_xmin($1::pg_snapshot)
-					AND pg_visible_in_snapshot(xid, $2::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)
-				ORDER BY xid, id LIMIT $6
-			),
+			WITH r AS (`+unpublished(" AND (xid, id) > ($3::xid8, $4) AND pg_visible_in_snapshot(xid, $2::pg_snapshot)", "$6")+`),
 			k AS (
 				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = $2::pg_snapshot,
 					at_xid = $3::xid8, at_id = $4, published = $5
@@ -293,9 +320,6 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 		if err := rows.Scan(&snap, &xid, &id, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
 			return nil, fmt.Errorf("capture: read outbox: %w", err)
 		}
-		if w.op == "" {
-			return nil, fmt.Errorf("capture: read outbox: row %s/%d has no op", xid, id)
-		}
 		w.seq = uint64(c.published) + uint64(len(r.rows)) + 1
 		r.rows = append(r.rows, w)
 		r.xids = append(r.xids, xid)
@@ -304,17 +328,20 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("capture: read outbox: %w", err)
 	}
-	if len(r.rows) > 0 {
-		// The statement wrote the cursor as it was, with reading.
-		s.saved, s.cur.reading = c, snap
-		s.saved.reading = snap
-		if c.reading == "" {
-			s.saved.atXID, s.saved.atID = "0", 0
-			s.cur.atXID, s.cur.atID = "0", 0
+	switch {
+	case c.reading != "":
+		// The statement wrote the cursor as it was.
+		s.saved = c
+		if len(r.rows) == 0 {
+			// The rest of the read was published already.
+			s.cur.done, s.cur.reading, s.cur.atXID, s.cur.atID = c.reading, "", "0", 0
 		}
-	} else if c.reading != "" {
-		// The rest of the read was published already.
-		s.cur.done, s.cur.reading, s.cur.atXID, s.cur.atID = c.reading, "", "0", 0
+	case len(r.rows) > 0:
+		// The statement wrote the cursor as it was, with the new read.
+		s.saved = c
+		s.saved.reading, s.cur.reading = snap, snap
+		s.saved.atXID, s.saved.atID = "0", 0
+		s.cur.atXID, s.cur.atID = "0", 0
 	}
 	r.complete = len(r.rows) < limit
 	return r.rows, nil
@@ -346,22 +373,26 @@ func (s *postgresSession) commit(_ context.Context, seq uint64) error {
 
 // flush writes the cursor. If the session's connection is gone, it
 // writes through another: without the lock another reader may have taken
-// over, so it writes only if the cursor is still as this session last
-// wrote it.
+// over, so it writes only if the cursor still names this reader as its
+// owner, as it does until another takes the lead.
 func (s *postgresSession) flush(ctx context.Context) error {
 	if !s.dirty() {
 		return nil
 	}
-	c, was := s.cur, s.saved
+	c := s.cur
 	const update = `UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = $2::pg_snapshot,
 		at_xid = $3::xid8, at_id = $4, published = $5
-		WHERE name = 'default' AND published = $6 AND done::text = $7 AND reading::text IS NOT DISTINCT FROM $8`
-	args := []any{c.done, nullIfEmpty(c.reading), c.atXID, c.atID, c.published,
-		was.published, was.done, nullIfEmpty(was.reading)}
-	if _, err := s.conn.ExecContext(ctx, update, args...); err != nil {
-		if _, err2 := s.b.db.ExecContext(ctx, update, args...); err2 != nil {
+		WHERE name = 'default' AND owner = $6`
+	args := []any{c.done, nullIfEmpty(c.reading), c.atXID, c.atID, c.published, s.b.owner}
+	res, err := s.conn.ExecContext(ctx, update, args...)
+	if err != nil {
+		var err2 error
+		if res, err2 = s.b.db.ExecContext(ctx, update, args...); err2 != nil {
 			return fmt.Errorf("capture: write cursor: %w", errors.Join(err, err2))
 		}
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errLostLead
 	}
 	s.saved = c
 	return nil

@@ -138,7 +138,7 @@ func NewReader(db *sql.DB, d Dialect, cfg Config) (*Reader, error) {
 	case SQLite:
 		r.backend = &sqliteBackend{db: db, cfg: &r.cfg, owner: ownerID()}
 	case Postgres:
-		r.backend = &postgresBackend{db: db, cfg: &r.cfg}
+		r.backend = &postgresBackend{db: db, cfg: &r.cfg, owner: ownerID()}
 	}
 	return r, nil
 }
@@ -335,20 +335,27 @@ serving:
 	}
 }
 
-// changes converts outbox rows. A row whose values cannot be decoded
-// (written by hand, not by a trigger) is still published, with Old and
-// New unknown, which makes the hub re-check every scope holding the row.
+// changes converts outbox rows. A row with an unknown op or values that
+// cannot be decoded (written by hand, not by a trigger) is still
+// published, as an update with Old and New unknown, which makes the hub
+// re-check every scope holding the row.
 func (r *Reader) changes(rows []row) []live.Change {
 	out := make([]live.Change, len(rows))
 	for i, w := range rows {
-		c := live.Change{Seq: w.seq, Model: w.model, PK: w.pk, Op: live.Op(w.op[0])}
+		c := live.Change{Seq: w.seq, Model: w.model, PK: w.pk, Op: live.OpUpdate}
 		var err error
-		if c.Old, err = decodeFields(w.old); err == nil {
-			c.New, err = decodeFields(w.new)
+		switch w.op {
+		case "I", "U", "D":
+			c.Op = live.Op(w.op[0])
+			if c.Old, err = decodeFields(w.old); err == nil {
+				c.New, err = decodeFields(w.new)
+			}
+		default:
+			err = fmt.Errorf("unknown op %q", w.op)
 		}
 		if err != nil {
 			r.cfg.Logger.Error("capture: bad outbox row", "seq", w.seq, "err", err)
-			c.Old, c.New = nil, nil
+			c.Op, c.Old, c.New = live.OpUpdate, nil, nil
 		}
 		out[i] = c
 	}
@@ -396,9 +403,6 @@ func scanRows(rows *sql.Rows) ([]row, error) {
 		var seq int64
 		if err := rows.Scan(&seq, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
 			return nil, fmt.Errorf("capture: read outbox: %w", err)
-		}
-		if w.op == "" {
-			return nil, fmt.Errorf("capture: read outbox: row %d has no op", seq)
 		}
 		w.seq = uint64(seq)
 		out = append(out, w)
