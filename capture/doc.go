@@ -49,7 +49,7 @@
 // Install creates restlive_outbox (one row per written row: model, pk, op,
 // and the Table's Fields before and after as JSON; on PostgreSQL also the
 // writing transaction's id) and restlive_cursor (how far the reader has
-// published, and on SQLite who reads). Seq increases by one per change
+// published, and who reads). Seq increases by one per change
 // published: on SQLite it is the outbox row's rowid, given in commit
 // order; on PostgreSQL the reader gives it as it reads, by snapshot, and
 // does not write it to the row. Transactions are published in commit
@@ -63,6 +63,8 @@
 //
 // Any number of processes may run a Reader on one database: one reads,
 // the others stand by and take over when it stops or dies. On PostgreSQL
-// the reader holds a session advisory lock; on SQLite a lease in the
-// cursor row, renewed as it works and checked by every cursor write.
+// the reader holds a session advisory lock, and the cursor names it, so a
+// reader that lost its session cannot write the cursor through another;
+// on SQLite a lease in the cursor row, renewed as it works and checked by
+// every cursor write.
 package capture
