@@ -49,6 +49,21 @@ func (h *handler[M]) start(w http.ResponseWriter, r *http.Request, action, looku
 	return req, qs
 }
 
+// startOne is start for an action on one instance, which it finds; on
+// failure it has answered and returns a nil instance.
+func (h *handler[M]) startOne(w http.ResponseWriter, r *http.Request, action, lookup string) (*live.Request, *gorm.DB, *M) {
+	req, qs := h.start(w, r, action, lookup)
+	if qs == nil {
+		return req, nil, nil
+	}
+	m, err := h.find(req, qs, lookup)
+	if err != nil {
+		h.fail(w, req, err)
+		return req, nil, nil
+	}
+	return req, qs, m
+}
+
 // permitObject reports whether req may perform action on m.
 func (h *handler[M]) permitObject(req *live.Request, action string, m *M) bool {
 	if h.view.PermitObject == nil {
@@ -176,13 +191,8 @@ func (h *handler[M]) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler[M]) retrieve(w http.ResponseWriter, r *http.Request, lookup string) {
-	req, qs := h.start(w, r, "retrieve", lookup)
-	if qs == nil {
-		return
-	}
-	m, err := h.find(req, qs, lookup)
-	if err != nil {
-		h.fail(w, req, err)
+	req, _, m := h.startOne(w, r, "retrieve", lookup)
+	if m == nil {
 		return
 	}
 	h.respond(w, req, http.StatusOK, m)
@@ -217,13 +227,8 @@ func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
 // update serves "update" and "partial_update": both change the fields the
 // body names; Decode tells them apart when an update must name them all.
 func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup, action string) {
-	req, qs := h.start(w, r, action, lookup)
-	if qs == nil {
-		return
-	}
-	m, err := h.find(req, qs, lookup)
-	if err != nil {
-		h.fail(w, req, err)
+	req, qs, m := h.startOne(w, r, action, lookup)
+	if m == nil {
 		return
 	}
 	body, err := h.body(w, r)
@@ -264,13 +269,8 @@ func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup, acti
 }
 
 func (h *handler[M]) destroy(w http.ResponseWriter, r *http.Request, lookup string) {
-	req, qs := h.start(w, r, "destroy", lookup)
-	if qs == nil {
-		return
-	}
-	m, err := h.find(req, qs, lookup)
-	if err != nil {
-		h.fail(w, req, err)
+	req, _, m := h.startOne(w, r, "destroy", lookup)
+	if m == nil {
 		return
 	}
 	ctx := r.Context()
