@@ -54,6 +54,16 @@ func task(op live.Op, pk string, old, new map[string]string) live.Change {
 	return live.Change{Model: "todolist.Task", PK: pk, Op: op, Old: old, New: new}
 }
 
+// insertsInto14 is what inserting the tasks from to to into list 14
+// publishes.
+func insertsInto14(from, to int) []live.Change {
+	var out []live.Change
+	for i := from; i <= to; i++ {
+		out = append(out, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
+	}
+	return out
+}
+
 // TestCapture is the suite every database passes.
 func TestCapture(t *testing.T) {
 	tests := []struct {
@@ -482,11 +492,7 @@ func TestOneReader(t *testing.T) {
 			}
 		}
 		got := rec.waitFor(t, "todolist.Task", "20")
-		var want []live.Change
-		for i := 1; i <= 20; i++ {
-			want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
-		}
-		checkChanges(t, got, want)
+		checkChanges(t, got, insertsInto14(1, 20))
 	})
 }
 
@@ -625,11 +631,7 @@ func TestPostgresReaderKilled(t *testing.T) {
 		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
 	}
 	got := rec.waitFor(t, "todolist.Task", "10")
-	var want []live.Change
-	for i := 1; i <= 10; i++ {
-		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
-	}
-	checkChanges(t, got, want)
+	checkChanges(t, got, insertsInto14(1, 10))
 }
 
 // TestPostgresListensAgainWhenIdle: the reader stops listening while
@@ -678,11 +680,7 @@ func TestPostgresListensAgainWhenIdle(t *testing.T) {
 		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, id)
 		rec.waitFor(t, "todolist.Task", strconv.Itoa(id))
 	}
-	var want []live.Change
-	for i := 1; i <= id; i++ {
-		want = append(want, task(live.OpInsert, strconv.Itoa(i), nil, m("list_id", "14")))
-	}
-	checkChanges(t, rec.snapshot(), want)
+	checkChanges(t, rec.snapshot(), insertsInto14(1, id))
 }
 
 // TestPostgresTakeoverReadsTheSameRead: a reader that read and published
