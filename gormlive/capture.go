@@ -19,17 +19,20 @@ import (
 // change carries (GroupFields, and LookupField when it is not the primary
 // key) with those that hold booleans, all read from M's GORM schema.
 func (v *View[M]) CaptureTable() (capture.Table, error) {
-	m, err := v.meta()
+	if err := v.Check(); err != nil {
+		return capture.Table{}, err
+	}
+	m, err := v.model()
 	if err != nil {
 		return capture.Table{}, err
 	}
-	t := capture.Table{Model: v.Label, Table: m.schema.Table, PK: m.pk.DBName}
+	t := capture.Table{Model: v.Label, Table: m.Schema.Table, PK: m.PK.DBName}
 	t.Fields = append(t.Fields, v.GroupFields...)
-	if m.lookup != m.pk && !contains(t.Fields, m.lookup.DBName) {
-		t.Fields = append(t.Fields, m.lookup.DBName)
+	if m.Lookup != m.PK && !contains(t.Fields, m.Lookup.DBName) {
+		t.Fields = append(t.Fields, m.Lookup.DBName)
 	}
 	for _, name := range t.Fields {
-		if f := m.schema.FieldsByDBName[name]; f != nil && f.DataType == schema.Bool {
+		if f := m.Schema.FieldsByDBName[name]; f != nil && f.DataType == schema.Bool {
 			t.BoolFields = append(t.BoolFields, name)
 		}
 	}

@@ -15,14 +15,14 @@ import (
 // is selected and encoded the same way wherever it is sent.
 
 // Queryset returns the instances req may see: the model's table bound to
-// ctx and narrowed by Query. The result is a new GORM session, so each query
+// ctx (and to the transaction it carries, see DB) and narrowed by Query. The result is a new GORM session, so each query
 // built on it starts from the same conditions. An error from Query is
 // returned as is (an *live.Error refuses the request with its code).
 func (v *View[M]) Queryset(ctx context.Context, req *live.Request) (*gorm.DB, error) {
-	db := v.DB.WithContext(ctx).Model(new(M))
+	db := DB(ctx, v.DB).Model(new(M))
 	if v.Query != nil {
 		var err error
-		if db, err = v.Query(db, req); err != nil {
+		if db, err = v.Query(ctx, db, req); err != nil {
 			return nil, err
 		}
 	}
@@ -33,11 +33,11 @@ func (v *View[M]) Queryset(ctx context.Context, req *live.Request) (*gorm.DB, er
 // Serialize returns (of m itself by default). It is compact, HTML-escaped
 // as encoding/json does by default, and has no trailing newline: the exact
 // bytes a REST response body and a broadcast's "instance" carry.
-func (v *View[M]) Encode(req *live.Request, m *M) ([]byte, error) {
+func (v *View[M]) Encode(ctx context.Context, req *live.Request, m *M) ([]byte, error) {
 	var out any = m
 	if v.Serialize != nil {
 		var err error
-		if out, err = v.Serialize(req, m); err != nil {
+		if out, err = v.Serialize(ctx, req, m); err != nil {
 			return nil, fmt.Errorf("gormlive: serialize %s: %w", v.Label, err)
 		}
 	}

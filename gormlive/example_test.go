@@ -53,7 +53,7 @@ func ExampleView() {
 		Label:       "todolist.Task",
 		DB:          db,
 		GroupFields: []string{"list_id"},
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			return db.Where("owner = ?", req.UserID), nil
 		},
 		Permit: func(ctx context.Context, req *live.Request) error {

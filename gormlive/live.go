@@ -2,20 +2,18 @@ package gormlive
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
-	"strconv"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
 
+	"github.com/restlive/restlive/internal/model"
 	"github.com/restlive/restlive/live"
 )
 
@@ -23,104 +21,64 @@ import (
 
 var _ live.View = (*View[struct{ ID int }])(nil)
 
-// Model returns Label.
-func (v *View[M]) Model() string { return v.Label }
+// Spec describes the view to a live.Router.
+func (v *View[M]) Spec() live.Spec {
+	return live.Spec{
+		Model: v.Label, Lookup: v.lookup(), GroupBy: v.GroupFields, ListAll: v.ListAll,
+		Args: v.Args, QueryParams: v.QueryParams, Dependencies: v.Dependencies,
+	}
+}
 
-// GroupBy returns GroupFields.
-func (v *View[M]) GroupBy() []string { return v.GroupFields }
-
-// DependsOn returns v.Dependencies (see live.Dependent).
-func (v *View[M]) DependsOn() []live.Dependency { return v.Dependencies }
-
-// Lookup returns LookupField, or live.PK when it is empty.
-func (v *View[M]) Lookup() string {
+// lookup returns LookupField, or live.PK when it is empty.
+func (v *View[M]) lookup() string {
 	if v.LookupField == "" {
 		return live.PK
 	}
 	return v.LookupField
 }
 
+// Parse returns a client's value of the field name (live.PK, LookupField
+// or one of GroupFields) as the column's type holds it (see
+// live.View.Parse): "01" of an integer column is 1.
+func (v *View[M]) Parse(name, value string) (live.Value, error) {
+	m, err := v.model()
+	if err != nil {
+		return live.Value{}, err
+	}
+	return m.Parse(name, value)
+}
+
 // Check reports what is wrong with the view's definition: a Label not of
 // the form "app.Model", a nil DB, a model GORM cannot parse or without a
-// single primary key, or a LookupField or GroupFields entry that is not a
-// column of M. A live.Router calls it when the view is registered, so a
-// mistake stops the program at start rather than failing subscriptions.
+// single primary key, or a LookupField, GroupFields, Dependencies or
+// Writable entry that names no suitable field of M. A live.Router calls it
+// when the view is registered, and package rest when it mounts it, so a
+// mistake stops the program at start rather than failing requests.
 func (v *View[M]) Check() error {
-	_, err := v.meta()
-	return err
-}
-
-// viewMeta is what a view derives from its definition and M's GORM schema.
-// Subscribe builds it again each time: the schema itself is parsed once and
-// cached by GORM, so this costs a few map look-ups, and it spares View a
-// hidden field that would forbid copying it.
-type viewMeta struct {
-	schema *schema.Schema
-	pk     *schema.Field // the single primary key
-	lookup *schema.Field // LookupField's column, or pk
-	// lookupKey is LookupField as a JSON string, the key of the lookup
-	// field in an instance's ID.
-	lookupKey []byte
-	// postgres tells that the database takes an array parameter for
-	// "pk = ANY(?)" (see anyOf).
-	postgres bool
-}
-
-func (v *View[M]) meta() (*viewMeta, error) {
-	fail := func(format string, args ...any) (*viewMeta, error) {
-		return nil, fmt.Errorf("gormlive: view %q: "+format, append([]any{v.Label}, args...)...)
-	}
 	if !validLabel(v.Label) {
-		return fail("the label must have the form app.Model")
-	}
-	if v.DB == nil {
-		return fail("DB is nil")
-	}
-	stmt := &gorm.Statement{DB: v.DB}
-	if err := stmt.Parse(new(M)); err != nil {
-		return fail("parse model: %w", err)
-	}
-	s := stmt.Schema
-	m := &viewMeta{schema: s, pk: s.PrioritizedPrimaryField, postgres: v.DB.Dialector.Name() == "postgres"}
-	if len(s.PrimaryFields) != 1 || m.pk == nil {
-		return fail("%s must have exactly one primary key field, it has %d", s.Name, len(s.PrimaryFields))
-	}
-	column := func(role, name string) (*schema.Field, error) {
-		f := s.FieldsByDBName[name]
-		if f == nil {
-			_, err := fail("%s %q is not a column of %s", role, name, s.Name)
-			return nil, err
-		}
-		if !f.Readable {
-			_, err := fail("%s %q of %s is not readable", role, name, s.Name)
-			return nil, err
-		}
-		return f, nil
-	}
-	m.lookup = m.pk
-	if v.LookupField != "" {
-		f, err := column("lookup field", v.LookupField)
-		if err != nil {
-			return nil, err
-		}
-		m.lookup = f
-		m.lookupKey, _ = json.Marshal(v.LookupField)
-	}
-	for _, name := range v.GroupFields {
-		if name == live.PK {
-			return fail("group field %q means the instance itself and cannot be listed", name)
-		}
-		if _, err := column("group field", name); err != nil {
-			return nil, err
-		}
+		return fmt.Errorf("gormlive: view %q: the label must have the form app.Model", v.Label)
 	}
 	for _, d := range v.Dependencies {
 		if !validLabel(d.Model) {
-			return fail("dependency model %q must have the form app.Model", d.Model)
+			return fmt.Errorf("gormlive: view %q: dependency model %q must have the form app.Model", v.Label, d.Model)
 		}
-		if _, err := column("dependency field", d.Field); err != nil {
-			return nil, err
-		}
+	}
+	_, err := v.model()
+	return err
+}
+
+// model resolves the view's field names against M's GORM schema. It runs
+// for each subscription and request: GORM parses the schema once and
+// caches it, so this costs a few map look-ups, and it spares View a hidden
+// field that would forbid copying it.
+func (v *View[M]) model() (*model.Model, error) {
+	opts := model.Options{Label: v.Label, LookupField: v.LookupField, GroupFields: v.GroupFields, Writable: v.Writable}
+	for _, d := range v.Dependencies {
+		opts.DepFields = append(opts.DepFields, d.Field)
+	}
+	m, err := model.Of[M](v.DB, opts)
+	if err != nil {
+		return nil, fmt.Errorf("gormlive: %w", err)
 	}
 	return m, nil
 }
@@ -144,13 +102,12 @@ func identifier(s string) bool {
 // Subscribe checks req with Permit and returns the scope of the instance
 // (req.GroupBy is live.PK and req.Value the lookup field's value), of the
 // group (req.GroupBy one of GroupFields), or of every instance Query lets
-// through (req.GroupBy empty) it subscribes to. It reads no row;
-// it calls Query once so that a bad filter or argument is refused now with
-// Query's error rather than on the first change. A value that is not of
-// the field's type is refused with 400. Errors from Permit and Query are
+// through (req.GroupBy empty) it subscribes to. It reads no row; it calls
+// Query once so that a bad filter or argument is refused now with Query's
+// error rather than on the first change. Errors from Permit and Query are
 // returned as they are.
 func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope, error) {
-	m, err := v.meta()
+	m, err := v.model()
 	if err != nil {
 		return nil, err
 	}
@@ -160,26 +117,22 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 		}
 	}
 	var field *schema.Field
-	switch req.GroupBy {
-	case live.PK:
-		field = m.lookup
-	case "":
-		// The whole queryset: narrowed by nothing but Query.
-	default:
-		for _, name := range v.GroupFields {
-			if name == req.GroupBy {
-				field = m.schema.FieldsByDBName[name]
-				break
-			}
-		}
-		if field == nil {
-			return nil, live.Errorf(400, "%q is not a field %s can be grouped by", req.GroupBy, v.Label)
-		}
-	}
 	var value any
-	if field != nil {
-		var err error
-		if value, err = parseValue(field, req.Value); err != nil {
+	switch {
+	case req.GroupBy == "" && !v.ListAll:
+		return nil, live.Errorf(400, "%s can only be subscribed to by group", v.Label)
+	case req.GroupBy != "" && req.GroupBy != live.PK && !slices.Contains(v.GroupFields, req.GroupBy):
+		return nil, live.Errorf(400, "%q is not a field %s can be grouped by", req.GroupBy, v.Label)
+	}
+	if req.GroupBy != "" {
+		name := req.GroupBy
+		if name == live.PK {
+			name = m.LookupName
+		}
+		if field, err = m.Field(name); err != nil {
+			return nil, live.Errorf(400, "%s: %v", v.Label, err)
+		}
+		if value, err = model.ParseValue(field, req.Value); err != nil {
 			return nil, live.Errorf(400, "%s: %q is not a valid %s", field.DBName, req.Value, field.DataType)
 		}
 	}
@@ -189,7 +142,7 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 		}
 	}
 	s := &scope[M]{view: v, meta: m, req: req, field: field, value: value}
-	if field == m.pk {
+	if field == m.PK {
 		// Fetch skips the query when none of the pks is this one.
 		s.pkOnly = true
 		s.canonPK, _ = live.Canonical(value)
@@ -221,14 +174,12 @@ func (s *sharedScope[M]) Rows(ctx context.Context, pks []string) (any, error) {
 
 // Render applies the scope's request's PermitObject and Serialize to rows
 // from the Rows of a scope with the same QueryKey.
-func (s *sharedScope[M]) Render(rows any) ([]live.Instance, error) {
+func (s *sharedScope[M]) Render(ctx context.Context, rows any) ([]live.Instance, error) {
 	r, ok := rows.([]M)
 	if !ok {
 		return nil, fmt.Errorf("gormlive: %s: Render of %T, want the []%T of Rows", s.view.Label, rows, *new(M))
 	}
-	// No I/O happens here: GORM's field readers take a context but use
-	// none.
-	return s.render(context.Background(), r)
+	return s.render(ctx, r)
 }
 
 // scope is the live.Scope of one View: Query narrowed by one field's value
@@ -236,7 +187,7 @@ func (s *sharedScope[M]) Render(rows any) ([]live.Instance, error) {
 // concurrently; they only read it.
 type scope[M any] struct {
 	view    *View[M]
-	meta    *viewMeta
+	meta    *model.Model
 	req     *live.Request
 	key     string
 	field   *schema.Field // the column the scope is narrowed by, if any
@@ -289,7 +240,7 @@ func (s *scope[M]) rows(ctx context.Context, pks []string) ([]M, error) {
 	var rows []M
 	for len(pks) > 0 {
 		chunk := pks
-		if !s.meta.postgres && len(chunk) > maxFetchVars {
+		if !s.meta.Postgres && len(chunk) > maxFetchVars {
 			chunk = chunk[:maxFetchVars]
 		}
 		pks = pks[len(chunk):]
@@ -315,19 +266,38 @@ func (s *scope[M]) rows(ctx context.Context, pks []string) ([]M, error) {
 func (s *scope[M]) render(ctx context.Context, rows []M) ([]live.Instance, error) {
 	out := make([]live.Instance, 0, len(rows))
 	for i := range rows {
-		if s.view.PermitObject != nil && !s.view.PermitObject(s.req, &rows[i]) {
+		if visible, err := s.view.visible(ctx, s.req, &rows[i]); err != nil {
+			return nil, err
+		} else if !visible {
 			continue
 		}
 		in, err := s.identify(ctx, &rows[i])
 		if err != nil {
 			return nil, err
 		}
-		if in.Data, err = s.view.Encode(s.req, &rows[i]); err != nil {
+		if in.Data, err = s.view.Encode(ctx, s.req, &rows[i]); err != nil {
 			return nil, err
 		}
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// visible reports whether PermitObject lets req see m: a refusal (an
+// *live.Error) hides it, any other error is a failure.
+func (v *View[M]) visible(ctx context.Context, req *live.Request, m *M) (bool, error) {
+	if v.PermitObject == nil {
+		return true, nil
+	}
+	err := v.PermitObject(ctx, req, m)
+	var refusal *live.Error
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &refusal):
+		return false, nil
+	}
+	return false, fmt.Errorf("gormlive: %s: PermitObject: %w", v.Label, err)
 }
 
 // maxFetchVars bounds the pks one IN list carries: SQLite (before 3.32)
@@ -359,16 +329,16 @@ func (s *scope[M]) find(ctx context.Context, cond clause.Expression) ([]M, error
 // pkCondition returns "pk IN pks" for the pks of the primary key's type;
 // false when there are none.
 func (s *scope[M]) pkCondition(pks []string) (clause.Expression, bool) {
-	pk := s.meta.pk
+	pk := s.meta.PK
 	column := clause.Column{Table: clause.CurrentTable, Name: pk.DBName}
-	if s.meta.postgres {
+	if s.meta.Postgres {
 		// One array parameter whatever the number of pks: the statement's
 		// text stays the same, so its prepared form is cached and reused.
 		switch {
 		case pk.GORMDataType == schema.Int || pk.GORMDataType == schema.Uint:
 			vals := make([]int64, 0, len(pks))
 			for _, p := range pks {
-				if x, err := parseValue(pk, p); err == nil {
+				if x, err := model.ParseValue(pk, p); err == nil {
 					switch x := x.(type) {
 					case int64:
 						vals = append(vals, x)
@@ -386,7 +356,7 @@ func (s *scope[M]) pkCondition(pks []string) (clause.Expression, bool) {
 	}
 	vals := make([]any, 0, len(pks))
 	for _, p := range pks {
-		if x, err := parseValue(pk, p); err == nil {
+		if x, err := model.ParseValue(pk, p); err == nil {
 			vals = append(vals, x)
 		}
 	}
@@ -415,102 +385,9 @@ func (a anyOf) Build(b clause.Builder) {
 
 // identify returns m's PK and ID.
 func (s *scope[M]) identify(ctx context.Context, m *M) (live.Instance, error) {
-	rv := reflect.ValueOf(m)
-	pk, pkJSON, err := fieldValue(ctx, s.meta.pk, rv)
+	pk, id, err := s.meta.Identify(ctx, reflect.ValueOf(m))
 	if err != nil {
-		return live.Instance{}, fmt.Errorf("gormlive: %s: primary key: %w", s.view.Label, err)
+		return live.Instance{}, fmt.Errorf("gormlive: %s: %w", s.view.Label, err)
 	}
-	id := make([]byte, 0, 8+len(pkJSON)+len(s.meta.lookupKey)+16)
-	id = append(id, `{"id":`...)
-	id = append(id, pkJSON...)
-	if s.meta.lookup != s.meta.pk {
-		_, lookupJSON, err := fieldValue(ctx, s.meta.lookup, rv)
-		if err != nil {
-			return live.Instance{}, fmt.Errorf("gormlive: %s: %s: %w", s.view.Label, s.meta.lookup.DBName, err)
-		}
-		id = append(id, ',')
-		id = append(id, s.meta.lookupKey...)
-		id = append(id, ':')
-		id = append(id, lookupJSON...)
-	}
-	id = append(id, '}')
 	return live.Instance{PK: pk, ID: id}, nil
-}
-
-// fieldValue returns f's value in m (a pointer to the struct) in canonical
-// form and as JSON: a number for numeric columns, a string for text.
-func fieldValue(ctx context.Context, f *schema.Field, m reflect.Value) (string, []byte, error) {
-	fv := f.ReflectValueOf(ctx, m)
-	for fv.Kind() == reflect.Pointer {
-		if fv.IsNil() {
-			return "", []byte("null"), nil
-		}
-		fv = fv.Elem()
-	}
-	switch fv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		s := strconv.FormatInt(fv.Int(), 10)
-		return s, []byte(s), nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		s := strconv.FormatUint(fv.Uint(), 10)
-		return s, []byte(s), nil
-	case reflect.String:
-		j, err := json.Marshal(fv.String())
-		return fv.String(), j, err
-	}
-	// Valuers (sql.NullInt64, UUIDs) and floats: by their database value.
-	x := fv.Interface()
-	if valuer, ok := x.(driver.Valuer); ok {
-		var err error
-		if x, err = valuer.Value(); err != nil {
-			return "", nil, err
-		}
-	}
-	s, err := live.Canonical(x)
-	if err != nil {
-		return "", nil, err
-	}
-	j, err := json.Marshal(x)
-	return s, j, err
-}
-
-// parseValue converts a canonical value to the Go type of f's column, so
-// that drivers bind it as that type (PostgreSQL compares an integer column
-// to an integer parameter, not to text).
-func parseValue(f *schema.Field, s string) (any, error) {
-	bits := 64
-	switch f.IndirectFieldType.Kind() {
-	case reflect.Int8, reflect.Uint8:
-		bits = 8
-	case reflect.Int16, reflect.Uint16:
-		bits = 16
-	case reflect.Int32, reflect.Uint32, reflect.Float32:
-		bits = 32
-	}
-	switch f.GORMDataType {
-	case schema.Int:
-		return strconv.ParseInt(s, 10, bits)
-	case schema.Uint:
-		return strconv.ParseUint(s, 10, bits)
-	case schema.Float:
-		x, err := strconv.ParseFloat(s, 64)
-		if err == nil && (math.IsNaN(x) || math.IsInf(x, 0)) {
-			err = errors.New("not a finite number")
-		}
-		return x, err
-	case schema.Bool:
-		return strconv.ParseBool(s)
-	}
-	// A type that scans itself (a UUID) tells whether s is one of its
-	// values, and binds as its driver value.
-	if scanner, ok := reflect.New(f.IndirectFieldType).Interface().(sql.Scanner); ok {
-		if err := scanner.Scan(s); err != nil {
-			return nil, err
-		}
-		if valuer, ok := scanner.(driver.Valuer); ok {
-			return valuer.Value()
-		}
-	}
-	// Text, and types the database parses from text (times).
-	return s, nil
 }

@@ -145,7 +145,7 @@ func randomHex(n int) string {
 
 // plainView serves Todo with every default.
 func plainView(db *testDB) *gormlive.View[Todo] {
-	return &gormlive.View[Todo]{Label: "todolist.Todo", DB: db.DB, GroupFields: []string{"list_id", "done"}}
+	return &gormlive.View[Todo]{Label: "todolist.Todo", DB: db.DB, GroupFields: []string{"list_id", "done"}, ListAll: true}
 }
 
 // todoView is a view as an application writes one: users see the todos of
@@ -157,7 +157,10 @@ func todoView(db *testDB) *gormlive.View[Todo] {
 		Label:       "todolist.Todo",
 		DB:          db.DB,
 		GroupFields: []string{"list_id", "done"},
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		ListAll:     true,
+		QueryParams: []string{"search"},
+		Args:        []string{"list"},
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			db = db.Select("todos.*, length(todos.text) AS text_length").
 				Joins("JOIN lists ON lists.id = todos.list_id")
 			u, _ := req.User.(*user)
@@ -185,11 +188,13 @@ func todoView(db *testDB) *gormlive.View[Todo] {
 			}
 			return nil
 		},
-		PermitObject: func(req *live.Request, m *Todo) bool {
-			u, _ := req.User.(*user)
-			return !strings.HasPrefix(m.Text, "secret") || (u != nil && u.Admin)
+		PermitObject: func(_ context.Context, req *live.Request, m *Todo) error {
+			if u, _ := req.User.(*user); !strings.HasPrefix(m.Text, "secret") || (u != nil && u.Admin) {
+				return nil
+			}
+			return live.ErrNotFound
 		},
-		Serialize: func(req *live.Request, m *Todo) (any, error) {
+		Serialize: func(_ context.Context, req *live.Request, m *Todo) (any, error) {
 			if req.Anonymous() {
 				return map[string]any{"id": m.ID, "text": m.Text}, nil
 			}
@@ -291,12 +296,46 @@ func checkMap(t *testing.T, what string, got, want map[string]string) {
 }
 
 func TestDescribe(t *testing.T) {
-	v := &gormlive.View[List]{Label: "todolist.List", GroupFields: []string{"name"}}
-	check(t, "Model", v.Model(), "todolist.List")
-	checkSlice(t, "GroupBy", v.GroupBy(), []string{"name"})
-	check(t, "Lookup", v.Lookup(), live.PK)
+	v := &gormlive.View[List]{Label: "todolist.List", GroupFields: []string{"name"}, QueryParams: []string{"q"}, ListAll: true}
+	spec := v.Spec()
+	check(t, "Model", spec.Model, "todolist.List")
+	checkSlice(t, "GroupBy", spec.GroupBy, []string{"name"})
+	checkSlice(t, "QueryParams", spec.QueryParams, []string{"q"})
+	check(t, "ListAll", spec.ListAll, true)
+	check(t, "Lookup", spec.Lookup, live.PK)
 	v.LookupField = "name"
-	check(t, "Lookup", v.Lookup(), "name")
+	check(t, "Lookup", v.Spec().Lookup, "name")
+}
+
+// TestParse checks that a value names one group whatever its spelling,
+// by the column's type, and that values the column cannot hold are
+// refused with the reason.
+func TestParse(t *testing.T) {
+	db := open(t, sqlite.Open(filepath.Join(t.TempDir(), "test.db")))
+	v := &gormlive.View[Todo]{Label: "todolist.Todo", DB: db.DB, GroupFields: []string{"list_id", "done", "text"}}
+	for _, c := range []struct {
+		field, value, canonical, json string
+	}{
+		{live.PK, "7", "7", "7"},
+		{live.PK, "007", "7", "7"},
+		{"list_id", "01", "1", "1"},
+		{"list_id", "-3", "-3", "-3"},
+		{"done", "true", "true", "true"},
+		{"done", "1", "true", "true"},
+		{"text", "01", "01", `"01"`},
+	} {
+		got, err := v.Parse(c.field, c.value)
+		if err != nil || got.Canonical != c.canonical || string(got.JSON) != c.json {
+			t.Errorf("Parse(%s, %q) = %q %s %v, want %q %s", c.field, c.value, got.Canonical, got.JSON, err, c.canonical, c.json)
+		}
+	}
+	for _, c := range []struct{ field, value string }{
+		{"list_id", "1.5"}, {"list_id", "x"}, {live.PK, "99999999999999999999"}, {"done", "maybe"}, {"nope", "1"},
+	} {
+		if got, err := v.Parse(c.field, c.value); err == nil {
+			t.Errorf("Parse(%s, %q) = %v, want an error", c.field, c.value, got)
+		}
+	}
 }
 
 func TestCheck(t *testing.T) {

@@ -37,14 +37,20 @@ type Change struct {
 	Op Op
 	// Old and New hold the values of the view's group-by fields before and
 	// after the write, in canonical form. Old is nil for an insert and New is
-	// nil for a delete. A capture that cannot know the old values leaves Old
-	// nil: the hub then still re-checks every scope that holds the row.
+	// nil for a delete. A capture that cannot know the old values of an
+	// update or a delete leaves Old nil: the change then also goes to the
+	// model's AnyGroup topic, which every process holding a scope of the
+	// model joins, so that the scopes that held the row learn it left.
 	Old, New map[string]string
 }
 
+// AnyGroup is the Field of the topic of a model that changes whose old
+// group values are unknown are also published to (see Change.Old).
+const AnyGroup = "*"
+
 // Topics are the topics a change is published to: its model's topic, its
 // row's pk topic and, for each group-by field, the topics of its old and new
-// values.
+// values; the model's AnyGroup topic too when its old values are unknown.
 func (c Change) Topics() []Topic {
 	return c.AppendTopics(make([]Topic, 0, 2+len(c.Old)+len(c.New)))
 }
@@ -52,6 +58,9 @@ func (c Change) Topics() []Topic {
 // AppendTopics appends the change's topics (see Topics) to dst.
 func (c Change) AppendTopics(dst []Topic) []Topic {
 	dst = append(dst, Topic{Model: c.Model}, Topic{Model: c.Model, Field: PK, Value: c.PK})
+	if c.Old == nil && c.Op != OpInsert {
+		dst = append(dst, Topic{Model: c.Model, Field: AnyGroup})
+	}
 	for field, value := range c.Old {
 		dst = append(dst, Topic{Model: c.Model, Field: field, Value: value})
 	}
@@ -80,4 +89,17 @@ func (t Topic) String() string { return t.Model + "/" + t.Field + "/" + t.Value 
 // to a Layer; a Layer is a Publisher.
 type Publisher interface {
 	Publish(ctx context.Context, changes []Change) error
+}
+
+// sessionModel is the label of the changes that end a user's sessions
+// (Router.Disconnect): their PK is the user's ID, and every process joins
+// the pk topic of each user it has a connection of.
+const sessionModel = reservedApp + ".session"
+
+func sessionEnd(userID string) Change {
+	return Change{Model: sessionModel, PK: userID, Op: OpDelete, Old: map[string]string{}}
+}
+
+func sessionTopic(userID string) Topic {
+	return Topic{Model: sessionModel, Field: PK, Value: userID}
 }

@@ -2,8 +2,11 @@ package live
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -46,9 +49,16 @@ func (c *coalescer) flush(timeout time.Duration) error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	if timeout > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
 	_, err := c.Conn.Write(c.buf)
-	c.Conn.SetWriteDeadline(time.Time{})
+	if timeout > 0 {
+		c.Conn.SetWriteDeadline(time.Time{})
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: %d bytes not written within %v", errWriteTimeout, len(c.buf), timeout)
+	}
 	if cap(c.buf) > maxHeldBuffer {
 		c.buf = nil // an idle connection keeps no large buffer
 	} else {
@@ -56,6 +66,10 @@ func (c *coalescer) flush(timeout time.Duration) error {
 	}
 	return err
 }
+
+// errWriteTimeout is the error of a flush that the client did not take in
+// time: a slow consumer.
+var errWriteTimeout = errors.New("write timed out")
 
 // maxHeldBuffer is the largest write buffer a connection keeps between
 // batches; the write loop also stops a batch once it holds this much.
@@ -70,6 +84,13 @@ type hijackWriter struct {
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
+		return nil, nil, err
+	}
+	// The server's read and write timeouts, meant for HTTP requests, would
+	// cut the WebSocket: its liveness is the router's pings, and its writes
+	// have their own deadline.
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		nc.Close()
 		return nil, nil, err
 	}
 	w.conn = &coalescer{Conn: nc}

@@ -2,8 +2,10 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"path"
@@ -20,20 +22,46 @@ const (
 	statusGoingAway       = websocket.StatusGoingAway
 	statusUnsupportedData = websocket.StatusUnsupportedData
 	statusPolicyViolation = websocket.StatusPolicyViolation
+	statusInternalError   = websocket.StatusInternalError
 	statusTryAgainLater   = websocket.StatusTryAgainLater
 	statusAuthRequired    = websocket.StatusCode(4003)
 )
 
-// A frame is one text message to a client: head then tail. Broadcasts share
-// their tail between the subscribers of a scope, and each subscription
-// keeps its head, so queueing one costs no allocation per subscriber.
+// A frame is one text message to a client: head, mid, then tail. Broadcasts
+// share their tail between the subscribers of a scope, and their mid (the
+// offset) between those of a round; each subscription keeps its head, so
+// queueing one costs no allocation per subscriber. A snapshot frame holds
+// items, the instances, written between head and tail with commas: they
+// are the group's own bytes, shared too.
 type frame struct {
-	head, tail []byte
+	head, mid, tail []byte
+	items           []json.RawMessage
 }
 
-// conn is one client's WebSocket. Its read loop (the goroutine of
-// ServeHTTP) decodes frames and subscribes; its write loop owns the socket's
-// writes; the hub only ever appends to its queue, never blocking.
+func (f *frame) size() int {
+	n := len(f.head) + len(f.mid) + len(f.tail)
+	for _, it := range f.items {
+		n += len(it) + 1
+	}
+	return n
+}
+
+func (f *frame) appendTo(b []byte) []byte {
+	b = append(b, f.head...)
+	b = append(b, f.mid...)
+	for i, it := range f.items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, f.tail...)
+}
+
+// conn is one client's WebSocket. Its read loop (the goroutine of serve)
+// decodes frames and subscribes; its write loop owns the socket's writes
+// and runs only while there is something to write; the hub only ever
+// appends to its queue, never blocking.
 type conn struct {
 	rt      *Router
 	ws      *websocket.Conn
@@ -41,39 +69,64 @@ type conn struct {
 	req     *http.Request
 	user    any
 	userID  string
+	addr    string
 	ctx     context.Context // cancelled when the connection ends
 	cancel  context.CancelFunc
 	limiter *rate.Limiter
+	log     *slog.Logger
 
-	// subs is owned by the read loop.
-	subs map[string]*subscription
+	subsMu sync.Mutex
+	subs   map[string]*subscription // by request id
+	scopes map[*group]int           // subscriptions per distinct scope
 
 	mu      sync.Mutex
 	queue   []frame
+	queued  int            // bytes in queue
 	writing bool           // a write loop runs: it drains queue, then stops
-	writers sync.WaitGroup // the write loop, waited for when the connection ends
+	writers sync.WaitGroup // the write loops, waited for when the connection ends
 	closed  bool
+	why     string         // why the server closed it, for the log
+	closers sync.WaitGroup // the close handshake under way
+
+	timers sync.Mutex // guards pinger and auther against the end
+	pinger *time.Timer
+	auther *time.Timer
+	ended  bool
 }
 
 func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
-	user, userID := rt.cfg.Authenticate(r)
-	// Origins are checked here rather than by websocket.Accept so that a
-	// refused page gets the protocol's close code instead of an HTTP 403.
-	hw := &hijackWriter{ResponseWriter: w}
-	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		rt.cfg.Logger.Info("live: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
 	log := rt.cfg.Logger.With("remote", r.RemoteAddr)
-	if err := checkOrigin(r, rt.cfg.OriginPatterns); err != nil {
-		log.Info("live: connection refused", "reason", err)
-		ws.Close(statusPolicyViolation, err.Error())
+	// Refusals are made after the upgrade, so that a browser sees the
+	// protocol's close code and reason rather than a failed handshake.
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // origins are checked below, with a close code
+		Subprotocols:       []string{Subprotocol},
+	})
+	if err != nil {
+		log.Info("live: websocket upgrade failed", "err", err)
 		return
 	}
-	if rt.cfg.Private && user == nil {
-		log.Info("live: connection refused", "reason", "anonymous")
-		ws.Close(statusAuthRequired, "authentication required")
+	refuse := func(code websocket.StatusCode, reason, why string) {
+		log.Info("live: connection refused", "reason", why)
+		ws.Close(code, reason)
+	}
+	if err := checkOrigin(r, rt.cfg.OriginPatterns); err != nil {
+		refuse(statusPolicyViolation, err.Error(), "origin")
+		return
+	}
+	id, err := rt.cfg.Authenticate(r)
+	if err != nil {
+		if code, msg := errorCode(err); code == 401 || code == 403 {
+			refuse(statusAuthRequired, msg, "authentication: "+msg)
+		} else {
+			log.Error("live: authenticate", "err", err)
+			refuse(statusInternalError, "internal error", "authentication failed")
+		}
+		return
+	}
+	if rt.cfg.Private && id.User == nil {
+		refuse(statusAuthRequired, "authentication required", "anonymous")
 		return
 	}
 	ws.SetReadLimit(rt.cfg.MaxMessageSize)
@@ -84,39 +137,93 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	// views get one that lasts as long as the connection.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &conn{
-		rt: rt, ws: ws, net: hw.conn, req: r.WithContext(ctx), user: user, userID: userID,
-		ctx: ctx, cancel: cancel,
+		rt: rt, ws: ws, net: hw.conn, req: r.WithContext(ctx), user: id.User, userID: id.ID,
+		addr: rt.cfg.ClientAddress(r), ctx: ctx, cancel: cancel, log: log,
 		limiter: rate.NewLimiter(rate.Limit(rt.cfg.MessageRate), rt.cfg.MessageBurst),
-		subs:    make(map[string]*subscription),
+		subs:    make(map[string]*subscription), scopes: make(map[*group]int),
 	}
-	if !rt.track(c) {
-		ws.Close(statusGoingAway, "server shutting down")
+	if id.User == nil {
+		c.userID = ""
+	}
+	if err := rt.admit(c); err != nil {
+		code := statusTryAgainLater
+		if errors.Is(err, errShuttingDown) {
+			code = statusGoingAway
+		}
+		cancel()
+		refuse(code, err.Error(), err.Error())
 		return
 	}
-	log.Info("live: connected", "user", userID)
-	go c.serve(log)
+	if c.userID != "" {
+		// Router.Disconnect of this user in any process reaches here.
+		recv, err := rt.hub.receiver(ctx)
+		if err == nil {
+			err = recv.Join(ctx, sessionTopic(c.userID))
+		}
+		if err != nil {
+			log.Warn("live: join the user's session topic", "user", c.userID, "err", err)
+		}
+	}
+	log.Info("live: connected", "user", c.userID)
+	c.arm(id.Expires)
+	go c.serve()
+}
+
+// Subprotocol is the WebSocket subprotocol the router selects when a
+// client offers it. A browser cannot set an Authorization header on a
+// WebSocket, so a client with a token offers "restlive" and
+// "restlive.token.<token>"; TokenFromRequest reads it for Authenticate.
+const Subprotocol = "restlive"
+
+// TokenFromRequest returns the token a client offered as the subprotocol
+// "restlive.token.<token>" of a WebSocket upgrade request, or "".
+func TokenFromRequest(r *http.Request) string {
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), Subprotocol+".token."); ok {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // serve reads the connection's frames until it ends, then releases it.
-func (c *conn) serve(log *slog.Logger) {
+func (c *conn) serve() {
 	start := time.Now()
 	err := c.readLoop()
 	c.mu.Lock()
 	c.closed = true
+	why := c.why
 	c.mu.Unlock()
+	c.disarm()
+	c.closers.Wait() // the close frame leaves before the socket closes
 	c.cancel()
 	c.writers.Wait()
+	c.subsMu.Lock()
+	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	clear(c.subs)
+	c.subsMu.Unlock()
+	for _, s := range subs {
 		c.rt.hub.unsubscribe(s)
 	}
+	if c.userID != "" {
+		c.rt.hub.leave([]Topic{sessionTopic(c.userID)})
+	}
 	c.ws.CloseNow()
-	log.Info("live: disconnected", "user", c.userID, "duration", time.Since(start).Round(time.Millisecond), "reason", closeReason(err))
-	c.rt.untrack(c)
+	if why == "" {
+		why = closeReason(err)
+	}
+	c.log.Info("live: disconnected", "user", c.userID, "duration", time.Since(start).Round(time.Millisecond), "reason", why)
+	c.rt.release(c)
 }
 
 func closeReason(err error) string {
 	if s := websocket.CloseStatus(err); s != -1 {
-		return s.String()
+		return "client closed: " + s.String()
 	}
 	if err == nil || errors.Is(err, context.Canceled) {
 		return "closed"
@@ -153,16 +260,30 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		if typ != websocket.MessageText {
-			c.close(statusUnsupportedData, "binary frames are not supported: send JSON text frames")
+			c.close(statusUnsupportedData, "binary frames are not supported: send JSON text frames", "binary frame")
 			return errors.New("binary frame")
 		}
 		c.handle(data)
 	}
 }
 
+func (c *conn) limits() limits {
+	cfg := &c.rt.cfg
+	lim := limits{maxID: cfg.MaxRequestIDSize, maxValue: cfg.MaxValueSize, maxArgs: cfg.MaxArgs}
+	for _, v := range []*int{&lim.maxID, &lim.maxValue, &lim.maxArgs} {
+		if *v < 0 {
+			*v = 1 << 30
+		}
+	}
+	return lim
+}
+
 func (c *conn) handle(data []byte) {
-	m, err := decodeMessage(data)
-	if err == nil && !c.limiter.Allow() {
+	// Every frame counts against the rate, malformed ones too: answering
+	// them costs as much.
+	allowed := c.limiter.Allow()
+	m, err := decodeMessage(data, c.limits())
+	if !allowed {
 		err = Errorf(429, "too many requests: at most %g per second", c.rt.cfg.MessageRate)
 	}
 	if err == nil {
@@ -175,7 +296,7 @@ func (c *conn) handle(data []byte) {
 	if err != nil {
 		code, msg := errorCode(err)
 		if code == 500 {
-			c.rt.cfg.Logger.Error("live: request failed", "remote", c.req.RemoteAddr, "err", err)
+			c.log.Error("live: request failed", "model", m.model, "err", err)
 		}
 		c.send(frame{head: encodeError(m.dialect, m.id, code, msg)})
 	}
@@ -183,35 +304,82 @@ func (c *conn) handle(data []byte) {
 
 func (c *conn) subscribe(m *message) error {
 	key := string(m.id)
-	if _, dup := c.subs[key]; dup {
+	s := &subscription{conn: c, msg: m}
+	c.subsMu.Lock()
+	_, dup := c.subs[key]
+	n := len(c.subs)
+	if !dup && within(n+1, c.rt.cfg.MaxSubscriptions) {
+		c.subs[key] = s // reserved: the hub may end s before subscribe returns
+	}
+	c.subsMu.Unlock()
+	if dup {
 		return Errorf(400, "%s %s is already an active subscription on this connection", m.dialect.idKey(), m.id)
 	}
-	if len(c.subs) >= c.rt.cfg.MaxSubscriptions {
+	if !within(n+1, c.rt.cfg.MaxSubscriptions) {
 		return Errorf(429, "too many subscriptions: at most %d per connection", c.rt.cfg.MaxSubscriptions)
 	}
-	s, err := c.rt.hub.subscribe(c, m)
-	if err != nil {
+	if err := c.rt.hub.subscribe(c, s); err != nil {
+		c.forget(s)
 		return err
-	}
-	c.subs[key] = s
-	if m.ack {
-		c.send(frame{head: encodeNotice("subscribed", m.dialect, m.id)})
 	}
 	return nil
 }
 
 func (c *conn) unsubscribe(m *message) error {
 	key := string(m.id)
+	c.subsMu.Lock()
 	s, ok := c.subs[key]
+	delete(c.subs, key)
+	c.subsMu.Unlock()
 	if !ok {
 		return Errorf(404, "%s %s is not an active subscription on this connection", m.dialect.idKey(), m.id)
 	}
-	delete(c.subs, key)
 	c.rt.hub.unsubscribe(s)
 	if m.ack {
 		c.send(frame{head: encodeNotice("unsubscribed", m.dialect, m.id)})
 	}
 	return nil
+}
+
+// forget removes s from the connection's subscriptions, if it is there.
+func (c *conn) forget(s *subscription) {
+	key := string(s.msg.id)
+	c.subsMu.Lock()
+	if c.subs[key] == s {
+		delete(c.subs, key)
+	}
+	c.subsMu.Unlock()
+}
+
+// takeScope counts a subscription to g against the connection's limits
+// on distinct scopes and the instances they hold. Called with g.mu held.
+func (c *conn) takeScope(g *group) error {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	cfg := &c.rt.cfg
+	if c.scopes[g] == 0 {
+		if !within(len(c.scopes)+1, cfg.MaxScopes) {
+			return Errorf(429, "too many distinct scopes: at most %d per connection", cfg.MaxScopes)
+		}
+		total := g.size.Load()
+		for other := range c.scopes {
+			total += other.size.Load()
+		}
+		if !within(int(total), cfg.MaxInstances) {
+			return Errorf(429, "the connection's scopes would hold %d instances: at most %d", total, cfg.MaxInstances)
+		}
+	}
+	c.scopes[g]++
+	return nil
+}
+
+// releaseScope undoes takeScope.
+func (c *conn) releaseScope(g *group) {
+	c.subsMu.Lock()
+	if c.scopes[g]--; c.scopes[g] <= 0 {
+		delete(c.scopes, g)
+	}
+	c.subsMu.Unlock()
 }
 
 // send queues f for writing and never blocks. A client whose queue is full
@@ -224,19 +392,22 @@ func (c *conn) send(f frame) {
 
 // enqueue queues f like send, but leaves the start of the write loop to
 // the caller: it reports whether the caller must `go c.writeLoop()`. The
-// hub starts them once a whole batch is queued, so that each connection
-// writes the batch's frames in one system call.
+// hub starts them once a whole round is queued, so that each connection
+// writes the round's frames in one system call.
 func (c *conn) enqueue(f frame) (start bool) {
+	size := f.size()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	if len(c.queue) >= c.rt.cfg.SendQueue {
-		go c.close(statusTryAgainLater, "client too slow to keep up")
+	cfg := &c.rt.cfg
+	if !within(len(c.queue)+1, cfg.SendQueue) || !within(c.queued+size, cfg.SendQueueBytes) {
+		c.closeLocked(statusTryAgainLater, "client too slow to keep up", "slow consumer: send queue full")
 		return false
 	}
 	c.queue = append(c.queue, f)
+	c.queued += size
 	if c.writing {
 		return false
 	}
@@ -247,18 +418,42 @@ func (c *conn) enqueue(f frame) (start bool) {
 	return true
 }
 
-// close closes the connection with code. It may be called from any
+// close closes the connection with code and reason, for the log's why. It
+// never blocks: the close handshake runs on its own goroutine, after the
+// frame the write loop may be writing. It may be called from any
 // goroutine, more than once.
-func (c *conn) close(code websocket.StatusCode, reason string) {
+func (c *conn) close(code websocket.StatusCode, reason, why string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason, why)
+}
+
+func (c *conn) closeLocked(code websocket.StatusCode, reason, why string) {
 	if c.closed {
-		c.mu.Unlock()
 		return
 	}
-	c.closed = true
-	c.queue = nil
+	c.closed, c.why = true, why
+	clear(c.queue) // drop references to shared bytes
+	c.queue, c.queued = nil, 0
+	c.closers.Add(1)
+	go func() {
+		defer c.closers.Done()
+		c.ws.Close(code, reason)
+		c.cancel()
+	}()
+}
+
+// drop ends the connection at once, without a close handshake: the peer
+// is gone or cannot take a frame.
+func (c *conn) drop(why string) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed, c.why = true, why
+		clear(c.queue)
+		c.queue, c.queued = nil, 0
+	}
 	c.mu.Unlock()
-	c.ws.Close(code, reason)
+	c.ws.CloseNow()
 	c.cancel()
 }
 
@@ -276,12 +471,17 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
 		c.mu.Unlock()
 		if err := c.write(batch); err != nil {
-			c.close(statusGoingAway, "write failed")
+			why := "write failed: " + err.Error()
+			if errors.Is(err, errWriteTimeout) {
+				why = "slow consumer: " + err.Error()
+			}
+			c.drop(why)
 			return
 		}
-		clear(batch) // drop references to shared tails
+		clear(batch) // drop references to shared bytes
 	}
 }
 
@@ -295,9 +495,8 @@ func (c *conn) write(batch []frame) error {
 		c.net.hold()
 		held := 0
 		for len(batch) > 0 && held < maxHeldBuffer {
-			f := batch[0]
+			msg = batch[0].appendTo(msg[:0])
 			batch = batch[1:]
-			msg = append(append(msg[:0], f.head...), f.tail...)
 			if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
 				c.net.flush(c.rt.cfg.WriteTimeout)
 				return err
@@ -309,4 +508,93 @@ func (c *conn) write(batch []frame) error {
 		}
 	}
 	return nil
+}
+
+// arm starts the connection's timers: the ping, at a random point of the
+// first interval so that connections opened together are not pinged
+// together, and the authentication again when Reauthenticate or expires
+// says.
+func (c *conn) arm(expires time.Time) {
+	c.timers.Lock()
+	defer c.timers.Unlock()
+	if d := c.rt.cfg.PingInterval; d > 0 {
+		c.pinger = time.AfterFunc(rand.N(d)+d/10, c.ping)
+	}
+	c.armAuth(expires)
+}
+
+// armAuth schedules the next authentication. Called with timers held.
+func (c *conn) armAuth(expires time.Time) {
+	var d time.Duration
+	if re := c.rt.cfg.Reauthenticate; re > 0 {
+		d = re
+	}
+	if !expires.IsZero() {
+		if until := time.Until(expires); d == 0 || until < d {
+			d = max(until, time.Millisecond)
+		}
+	}
+	if d > 0 {
+		c.auther = time.AfterFunc(d, c.reauthenticate)
+	}
+}
+
+// disarm stops the timers for good.
+func (c *conn) disarm() {
+	c.timers.Lock()
+	defer c.timers.Unlock()
+	c.ended = true
+	for _, t := range []*time.Timer{c.pinger, c.auther} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// ping pings the peer and waits for its pong; a peer that does not answer
+// in time is taken for dead.
+func (c *conn) ping() {
+	ctx, cancel := context.WithTimeout(c.ctx, c.rt.cfg.PongTimeout)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		c.drop("ping timeout: no pong within " + c.rt.cfg.PongTimeout.String())
+		return
+	}
+	c.timers.Lock()
+	if !c.ended {
+		c.pinger.Reset(c.rt.cfg.PingInterval)
+	}
+	c.timers.Unlock()
+}
+
+// reauthenticate runs Authenticate again on the upgrade request: a
+// connection whose credentials no longer name its user is closed.
+func (c *conn) reauthenticate() {
+	id, err := c.rt.cfg.Authenticate(c.req)
+	if c.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		if code, _ := errorCode(err); code != 401 && code != 403 {
+			c.log.Error("live: authenticate again", "user", c.userID, "err", err)
+		}
+		c.close(statusAuthRequired, "authentication required", "credentials no longer valid")
+		return
+	}
+	if id.User == nil {
+		id.ID = ""
+	}
+	if id.ID != c.userID {
+		c.close(statusAuthRequired, "authentication required", "credentials now name another user")
+		return
+	}
+	c.timers.Lock()
+	if !c.ended {
+		c.armAuth(id.Expires)
+	}
+	c.timers.Unlock()
 }

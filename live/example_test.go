@@ -53,7 +53,9 @@ func ExampleRouter() {
 		Label:       "todolist.Task",
 		DB:          db,
 		GroupFields: []string{"list_id"},
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		QueryParams: []string{"search"},
+		Writable:    []string{"text", "done", "list"},
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			if s := req.Query.Get("search"); s != "" {
 				db = db.Where("LOWER(text) LIKE ?", "%"+strings.ToLower(s)+"%")
 			}
@@ -63,7 +65,7 @@ func ExampleRouter() {
 
 	// The router serves the WebSocket endpoint.
 	router := live.NewRouter(live.Config{
-		Authenticate: func(r *http.Request) (any, string) { return nil, "" }, // anonymous
+		Authenticate: func(r *http.Request) (live.Identity, error) { return live.Identity{}, nil }, // anonymous
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	router.Register(tasks)
@@ -73,7 +75,10 @@ func ExampleRouter() {
 	// publishes them to the router's layer.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	table := capture.Table{Model: "todolist.Task", Table: "tasks", PK: "id", Fields: []string{"list_id"}}
+	table, err := tasks.CaptureTable() // "tasks", its key and list_id
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := capture.Install(ctx, sqlDB, capture.SQLite, table); err != nil {
 		log.Fatal(err)
 	}

@@ -1,13 +1,11 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/url"
-	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The hub turns the changes a Layer delivers into broadcasts. Subscriptions
@@ -15,28 +13,49 @@ import (
 // value, view arguments, query parameters and Scope key. A group remembers
 // which instances are in its scope (members), so that a change can be told
 // apart as entering (CREATED), staying (UPDATED) or leaving (DELETED) the
-// scope, and costs one Fetch and one serialization however many
+// scope, and costs one read and one serialization however many
 // subscriptions the group has. Groups whose scopes share their query (see
 // SharedScope), such as one per user watching a public list, form a family
-// that runs that query once per batch. A group whose scope depends on other
-// models (see Dependent) is read again whole when a row of one changes.
+// that runs that query once per round. A group whose scope depends on other
+// models (see Dependency) is read again whole when a row of one changes.
 //
-// Locks: hub.mu guards the indexes; group.mu serialises a group's loading
-// and change processing and guards its members and subscriptions. A
-// goroutine holding a group.mu may take hub.mu, never the other way round.
+// Work is queued per family and done by at most Config.Concurrency
+// workers, so delivering a batch costs the layer no database read, and a
+// slow scope holds up its own family only: each family's work is done in
+// order, one round at a time, and a round takes everything queued for it.
+//
+// Offsets (PROTOCOL.md, "Snapshot and resume"): enqueued is the highest Seq
+// of the deliveries whose work is all queued. When a round takes its work,
+// every delivery up to enqueued had queued its work for the family, so once
+// the round is done each of its groups reflects every change up to it: that
+// is the group's offset. A group whose family is idle reflects everything
+// enqueued.
+//
+// Locks, in the order they may be taken: group.mu (a group's state and
+// subscriptions), conn.subsMu, then hub.mu (the indexes) or family.mu (its
+// queue); hub.mu and family.mu are never held together.
 type hub struct {
 	rt     *Router
-	ctx    context.Context // the hub's work: cancelled by close
+	ctx    context.Context // the hub's work: cancelled when it stops
 	cancel context.CancelFunc
 
 	recvMu sync.Mutex // guards recv, which is created on first use
 	recv   Receiver
 
-	mu      sync.Mutex
-	groups  map[groupKey]*group
-	byTopic map[Topic]map[*group]struct{} // the topic each group joined
-	byPK    map[modelPK]map[*group]struct{}
-	byDep   map[Topic]map[*group]struct{} // the dependency topics each group joined
+	mu       sync.Mutex
+	groups   map[groupKey]*group
+	families map[familyKey]*family
+	byTopic  map[Topic]map[*group]struct{} // the topic each group joined
+	byPK     map[modelPK]map[*group]struct{}
+	byDep    map[Topic]map[*group]struct{} // the dependency topics each group joined
+
+	readyMu sync.Mutex
+	ready   []*family // families with queued work, not being worked on
+	workers int
+	working sync.WaitGroup
+
+	enqueued atomic.Uint64
+	epoch    atomic.Pointer[string] // the History's, as last read
 }
 
 type groupKey struct {
@@ -44,19 +63,35 @@ type groupKey struct {
 	args, query, scope  string
 }
 
+// familyKey names the groups that share a query: a SharedScope's QueryKey
+// in place of the scope's key. A group of any other scope is a family of
+// its own.
+type familyKey struct {
+	groupKey
+	shared bool
+}
+
 type modelPK struct{ model, pk string }
 
 type group struct {
-	key   groupKey
-	topic Topic
-	deps  []Topic // topics of the rows of other models the scope reads
-	scope Scope
+	key    groupKey
+	view   *registered
+	topic  Topic   // the topic of its model, field and value
+	topics []Topic // every topic it joined: topic, AnyGroup's, deps
+	deps   []Topic // the topics of the rows of other models its scope reads
+	family *family
 
 	mu      sync.Mutex
+	scope   Scope
+	owner   *subscription // whose request made scope
+	gen     uint64        // bumped by each load: a read begun before is stale
 	loaded  bool
 	dead    bool              // removed from the hub: subscribe elsewhere
+	stale   bool              // a read failed: members may be wrong until read again
 	members map[string]member // by pk
+	size    atomic.Int64      // len(members), for the connections' limits
 	subs    map[*subscription]struct{}
+	offset  uint64
 }
 
 // A member is an instance in a group's scope, as its subscribers last saw
@@ -65,33 +100,63 @@ type member struct {
 	id, data json.RawMessage
 }
 
-// A subscription is one request_id of one connection.
-type subscription struct {
-	conn  *conn
-	group *group
-	msg   *message
-	head  []byte // its broadcast frames up to the action
+type family struct {
+	key familyKey
+
+	groups map[*group]struct{} // under hub.mu
+
+	mu   sync.Mutex
+	work map[*group]*work
+	busy bool // ready, or being worked on
 }
+
+// work is what the queued batches ask of one group.
+type work struct {
+	changes []*Change // of the group's model, in order
+	// recheck asks for the whole scope to be read again: a row of a model
+	// the scope depends on changed, or too many changes piled up.
+	recheck bool
+}
+
+// maxQueuedChanges is how many changes a group's queue holds before it is
+// turned into a recheck: one read of the whole scope, which a scope within
+// its instance limit can afford.
+const maxQueuedChanges = 10_000
 
 func newHub(rt *Router) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &hub{
 		rt: rt, ctx: ctx, cancel: cancel,
-		groups:  make(map[groupKey]*group),
-		byTopic: make(map[Topic]map[*group]struct{}),
-		byPK:    make(map[modelPK]map[*group]struct{}),
-		byDep:   make(map[Topic]map[*group]struct{}),
+		groups:   make(map[groupKey]*group),
+		families: make(map[familyKey]*family),
+		byTopic:  make(map[Topic]map[*group]struct{}),
+		byPK:     make(map[modelPK]map[*group]struct{}),
+		byDep:    make(map[Topic]map[*group]struct{}),
 	}
 }
 
-func (h *hub) close() error {
-	h.cancel()
+// close stops receiving changes, then waits for the queued work to be
+// done (with no subscriber left, it is little), or ctx to end.
+func (h *hub) close(ctx context.Context) error {
 	h.recvMu.Lock()
-	defer h.recvMu.Unlock()
-	if h.recv == nil {
-		return nil
+	var err error
+	if h.recv != nil {
+		err = h.recv.Close()
 	}
-	return h.recv.Close()
+	h.recvMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		h.working.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.cancel() // the reads under way fail at once
+		<-done
+	}
+	h.cancel()
+	return err
 }
 
 // receiver starts receiving from the layer on first use.
@@ -108,265 +173,49 @@ func (h *hub) receiver(ctx context.Context) (Receiver, error) {
 	return h.recv, nil
 }
 
-// subscribe registers a subscription of c, loading its group's members if
-// it is the group's first. When it returns, every change the layer delivers
-// afterwards reaches the subscription.
-func (h *hub) subscribe(c *conn, m *message) (*subscription, error) {
-	view, ok := h.rt.views[m.model]
-	if !ok {
-		return nil, Errorf(404, "unknown model %q", m.model)
-	}
-	req := &Request{
-		HTTP: c.req, User: c.user, UserID: c.userID,
-		Action: m.action, GroupBy: m.groupBy, Value: m.value,
-		Args: m.args, Query: m.query,
-	}
-	if req.Args == nil {
-		req.Args = map[string]string{}
-	}
-	if req.Query == nil {
-		req.Query = url.Values{}
-	}
-	topic := Topic{Model: m.model, Field: m.groupBy, Value: m.value}
-	switch {
-	case m.action == "retrieve":
-		if lookup := view.Lookup(); lookup != "" && lookup != PK {
-			topic.Field = lookup
-		}
-	case m.groupBy == "":
-		topic.Value = ""
-	case !slices.Contains(view.GroupBy(), m.groupBy):
-		return nil, Errorf(400, "%q cannot be grouped by %q: expected one of pk, %s", m.model, m.groupBy, strings.Join(view.GroupBy(), ", "))
-	}
-	scope, err := view.Subscribe(c.ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	topics := append([]Topic{topic}, dependencyTopics(view, m)...)
-	recv, err := h.receiver(c.ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := recv.Join(c.ctx, topics...); err != nil {
-		return nil, err
-	}
-	key := groupKey{
-		model: m.model, field: topic.Field, value: topic.Value,
-		args: encodeArgs(req.Args), query: req.Query.Encode(), scope: scope.Key(),
-	}
-	s := &subscription{conn: c, msg: m, head: broadcastHead(m.dialect, m.id, m.model)}
-	for {
-		g := h.group(key, topics, scope)
-		g.mu.Lock()
-		if g.dead {
-			g.mu.Unlock()
-			continue
-		}
-		if !g.loaded {
-			if err := h.load(g); err != nil {
-				g.mu.Unlock()
-				h.drop(g)
-				recv.Leave(h.ctx, topics...)
-				return nil, err
-			}
-		}
-		if m.action == "retrieve" && len(g.members) == 0 {
-			g.mu.Unlock()
-			h.drop(g)
-			recv.Leave(h.ctx, topics...)
-			return nil, Errorf(404, "%s %q not found", m.model, m.value)
-		}
-		s.group = g
-		g.subs[s] = struct{}{}
-		g.mu.Unlock()
-		return s, nil
-	}
-}
-
-// dependencyTopics returns the topics of the other models' rows a
-// subscription's scope reads (see Dependent).
-func dependencyTopics(view View, m *message) []Topic {
-	d, ok := view.(Dependent)
-	if !ok {
-		return nil
-	}
-	var topics []Topic
-	for _, dep := range d.DependsOn() {
-		if m.groupBy == dep.Field {
-			topics = append(topics, Topic{Model: dep.Model, Field: PK, Value: m.value})
-		} else {
-			topics = append(topics, Topic{Model: dep.Model})
-		}
-	}
-	return topics
-}
-
-// group returns the group of key, creating it (not yet loaded) if needed.
-// topics are the group's own topic and its dependency topics.
-func (h *hub) group(key groupKey, topics []Topic, scope Scope) *group {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if g, ok := h.groups[key]; ok {
-		return g
-	}
-	g := &group{key: key, topic: topics[0], deps: topics[1:], scope: scope, subs: make(map[*subscription]struct{})}
-	h.groups[key] = g
-	addTo(h.byTopic, g.topic, g)
-	for _, t := range g.deps {
-		addTo(h.byDep, t, g)
-	}
-	return g
-}
-
-// load reads g's members. Called with g.mu held.
-func (h *hub) load(g *group) error {
-	members, err := g.scope.Members(h.ctx)
-	if err != nil {
-		return err
-	}
-	g.members = make(map[string]member, len(members))
-	h.mu.Lock()
-	for _, in := range members {
-		g.members[in.PK] = member{id: in.ID, data: in.Data}
-		addTo(h.byPK, modelPK{g.key.model, in.PK}, g)
-	}
-	h.mu.Unlock()
-	g.loaded = true
-	return nil
-}
-
-// drop removes g from the hub if it has no subscriptions left.
-func (h *hub) drop(g *group) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.subs) > 0 || g.dead {
-		return
-	}
-	g.dead = true
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.groups[g.key] == g {
-		delete(h.groups, g.key)
-	}
-	removeFrom(h.byTopic, g.topic, g)
-	for _, t := range g.deps {
-		removeFrom(h.byDep, t, g)
-	}
-	for pk := range g.members {
-		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
-	}
-}
-
-func (h *hub) unsubscribe(s *subscription) {
-	g := s.group
-	g.mu.Lock()
-	delete(g.subs, s)
-	empty := len(g.subs) == 0
-	g.mu.Unlock()
-	if empty {
-		h.drop(g)
-	}
+// leave leaves topics, logging a failure: nothing is lost but traffic.
+func (h *hub) leave(topics []Topic) {
 	h.recvMu.Lock()
 	recv := h.recv
 	h.recvMu.Unlock()
-	if recv != nil {
-		if err := recv.Leave(h.ctx, append([]Topic{g.topic}, g.deps...)...); err != nil {
-			h.rt.cfg.Logger.Warn("live: leave topic", "topic", g.topic.String(), "err", err)
-		}
+	if recv == nil {
+		return
+	}
+	if err := recv.Leave(h.ctx, topics...); err != nil && h.ctx.Err() == nil {
+		h.rt.cfg.Logger.Warn("live: leave topics", "topic", topics[0].String(), "err", err)
 	}
 }
 
-// deliver is the Layer's callback: it processes one batch of changes. The
-// groups a batch touches are processed concurrently, each group's changes
-// in order; deliver returns when all are queued to their connections, so
-// batches never overtake each other.
+// readContext returns the context of one database read.
+func (h *hub) readContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if t := h.rt.cfg.ReadTimeout; t > 0 {
+		return context.WithTimeout(parent, t)
+	}
+	return context.WithCancel(parent)
+}
+
+// deliver is the Layer's callback: it routes one batch of changes to the
+// groups they may concern and queues the work, never waiting on a read.
 func (h *hub) deliver(d Delivery) {
 	if len(d.Missed) > 0 {
 		h.resync(d.Missed)
 	}
-	if len(d.Changes) == 0 {
-		return
-	}
-	work := h.route(d.Changes)
-	if len(work) == 0 {
-		return
-	}
-	var st starter
-	defer st.start()
-	jobs := h.plan(work, &st)
-	if len(jobs) == 1 {
-		jobs[0]()
-		return
-	}
-	sem := make(chan struct{}, h.rt.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, job := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			job()
-		}()
-	}
-	wg.Wait()
-}
-
-// familyKey is a groupKey whose scope part is a SharedScope's QueryKey:
-// the groups of a family run the same query.
-type familyKey groupKey
-
-// plan turns a batch's work into jobs that may run concurrently: one per
-// group, but one per family of groups whose scopes share their query, which
-// then runs once for all of them.
-func (h *hub) plan(work map[*group]*work, st *starter) []func() {
-	var jobs []func()
-	families := make(map[familyKey][]*group)
-	for g, w := range work {
-		if ss, ok := g.scope.(SharedScope); ok && !w.recheck {
-			fk := familyKey(g.key)
-			fk.scope = ss.QueryKey()
-			families[fk] = append(families[fk], g)
+	var seq uint64
+	changes := make([]Change, 0, len(d.Changes))
+	for _, c := range d.Changes {
+		seq = max(seq, c.Seq)
+		if c.Model == sessionModel {
+			h.rt.disconnectLocal(c.PK)
 			continue
 		}
-		jobs = append(jobs, func() {
-			h.process(g, w, st, func(pks []string) ([]Instance, error) { return g.scope.Fetch(h.ctx, pks) })
-		})
+		changes = append(changes, c) // the layer may reuse its slice
 	}
-	for _, groups := range families {
-		jobs = append(jobs, func() { h.processFamily(groups, work, st) })
+	if len(changes) > 0 {
+		h.queue(h.route(changes))
 	}
-	return jobs
-}
-
-// processFamily reads the rows the changes of a family's groups name with
-// one query, and lets each group's scope render what its request sees.
-func (h *hub) processFamily(groups []*group, work map[*group]*work, st *starter) {
-	var changes []*Change
-	for _, g := range groups {
-		changes = append(changes, work[g].changes...)
+	if seq > h.enqueued.Load() {
+		h.enqueued.Store(seq) // deliveries come one at a time
 	}
-	pks := livePKs(changes)
-	var rows any
-	var err error
-	if len(pks) > 0 {
-		rows, err = groups[0].scope.(SharedScope).Rows(h.ctx, pks)
-	}
-	for _, g := range groups {
-		h.process(g, work[g], st, func([]string) ([]Instance, error) {
-			if err != nil {
-				return nil, err
-			}
-			return g.scope.(SharedScope).Render(rows)
-		})
-	}
-}
-
-// work is what a batch asks of one group.
-type work struct {
-	changes []*Change // of the group's model, in order
-	// recheck asks for the whole scope to be read again: a row of a model
-	// the scope depends on changed.
-	recheck bool
 }
 
 // route finds, for each change, the groups it may concern: those that
@@ -409,185 +258,248 @@ func (h *hub) route(changes []Change) map[*group]*work {
 	return all
 }
 
-// process checks g's scope for the rows of w's changes with one Fetch, or
-// reads the whole scope again if w asks for it, and queues the resulting
-// broadcasts to g's subscribers.
-func (h *hub) process(g *group, w *work, st *starter, read func(pks []string) ([]Instance, error)) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.dead || !g.loaded || len(g.subs) == 0 {
-		return
+// queue adds work to the queues of its groups' families and makes the
+// families ready.
+func (h *hub) queue(all map[*group]*work) {
+	byFamily := make(map[*family][]*group)
+	for g := range all {
+		byFamily[g.family] = append(byFamily[g.family], g)
 	}
-	d := diff{starter: st}
-	if w.recheck {
-		fresh, err := g.scope.Members(h.ctx)
-		if !h.fetched(g, err) {
-			return
+	for f, groups := range byFamily {
+		f.mu.Lock()
+		if f.work == nil {
+			f.work = make(map[*group]*work, len(groups))
 		}
-		now := make(map[string]bool, len(fresh))
-		for _, in := range fresh {
-			now[in.PK] = true
-			d.apply(g, in.PK, in, true)
+		for _, g := range groups {
+			w := all[g]
+			q := f.work[g]
+			if q == nil {
+				f.work[g] = w
+				continue
+			}
+			q.recheck = q.recheck || w.recheck
+			q.changes = append(q.changes, w.changes...)
 		}
-		for pk := range g.members {
-			if !now[pk] {
-				d.apply(g, pk, Instance{}, false)
+		for _, g := range groups {
+			if q := f.work[g]; len(q.changes) > maxQueuedChanges {
+				q.changes, q.recheck = nil, true
 			}
 		}
+		start := !f.busy
+		f.busy = true
+		f.mu.Unlock()
+		if start {
+			h.ready1(f)
+		}
+	}
+}
+
+// ready1 makes f ready for a worker, starting one if fewer than
+// Concurrency run. Workers exit when nothing is ready, so an idle hub
+// keeps no goroutine.
+func (h *hub) ready1(f *family) {
+	h.readyMu.Lock()
+	h.ready = append(h.ready, f)
+	start := h.workers < h.rt.cfg.Concurrency
+	if start {
+		h.workers++
+		h.working.Add(1)
+	}
+	h.readyMu.Unlock()
+	if start {
+		go h.work()
+	}
+}
+
+func (h *hub) work() {
+	defer h.working.Done()
+	for {
+		h.readyMu.Lock()
+		if len(h.ready) == 0 {
+			h.workers--
+			h.readyMu.Unlock()
+			return
+		}
+		f := h.ready[0]
+		h.ready[0] = nil
+		h.ready = h.ready[1:]
+		h.readyMu.Unlock()
+		h.runFamily(f)
+	}
+}
+
+// runFamily does one round of f's work: everything queued for it.
+func (h *hub) runFamily(f *family) {
+	f.mu.Lock()
+	all := f.work
+	f.work = nil
+	upto := h.enqueued.Load()
+	f.mu.Unlock()
+
+	r := round{h: h, upto: upto}
+	r.run(f, all)
+
+	f.mu.Lock()
+	again := len(f.work) > 0
+	f.busy = again
+	f.mu.Unlock()
+	if again {
+		h.ready1(f)
+	}
+}
+
+// familyOf returns the family g belongs to, creating it if needed. Called
+// with h.mu held.
+func (h *hub) familyOf(key groupKey, scope Scope) *family {
+	fk := familyKey{groupKey: key}
+	if ss, ok := scope.(SharedScope); ok {
+		fk.scope, fk.shared = ss.QueryKey(), true
+	}
+	f := h.families[fk]
+	if f == nil {
+		f = &family{key: fk, groups: make(map[*group]struct{})}
+		h.families[fk] = f
+	}
+	return f
+}
+
+// group returns the group of key, creating it (not yet loaded) if needed.
+func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope Scope) *group {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.groups[key]; ok {
+		return g
+	}
+	g := &group{
+		key: key, view: view, topic: topics[0], topics: topics, deps: deps,
+		scope: scope, subs: make(map[*subscription]struct{}),
+	}
+	g.family = h.familyOf(key, scope)
+	g.family.groups[g] = struct{}{}
+	h.groups[key] = g
+	addTo(h.byTopic, g.topic, g)
+	for _, t := range g.deps {
+		addTo(h.byDep, t, g)
+	}
+	return g
+}
+
+// load reads g's members, and the offset they stand at. Called with g.mu
+// held.
+func (h *hub) load(ctx context.Context, g *group) error {
+	at := h.enqueued.Load()
+	if hist := h.rt.cfg.History; hist != nil {
+		rctx, cancel := h.readContext(ctx)
+		head, err := hist.Head(rctx)
+		cancel()
+		if err != nil {
+			h.rt.cfg.Logger.Warn("live: read history head", "err", err)
+		} else {
+			h.epoch.Store(&head.Epoch)
+			at = max(at, head.Seq)
+		}
+	}
+	rctx, cancel := h.readContext(ctx)
+	fresh, err := g.scope.Members(rctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if g.loaded {
+		// A reload of a stale group: its subscribers learn what changed.
+		d := diff{h: h, g: g}
+		d.replace(fresh)
+		d.send(nil, g.offset, max(g.offset, at))
 	} else {
-		now, ok := h.fetch(g, w.changes, read)
-		if !ok {
-			return
+		g.members = make(map[string]member, len(fresh))
+		for _, in := range fresh {
+			g.members[in.PK] = member{id: in.ID, data: in.Data}
 		}
-		for _, c := range w.changes {
-			in, visible := now[c.PK]
-			d.apply(g, c.PK, in, visible)
-		}
-	}
-	if len(d.entered)+len(d.left) > 0 {
 		h.mu.Lock()
-		for _, pk := range d.entered {
+		for pk := range g.members {
 			addTo(h.byPK, modelPK{g.key.model, pk}, g)
-		}
-		for _, pk := range d.left {
-			if _, back := g.members[pk]; !back {
-				removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
-			}
 		}
 		h.mu.Unlock()
 	}
+	g.gen++
+	g.loaded, g.stale = true, false
+	g.offset = max(g.offset, at)
+	g.size.Store(int64(len(g.members)))
+	return nil
 }
 
-// fetch reads, with read, the current state of the rows of changes in g's
-// scope.
-func (h *hub) fetch(g *group, changes []*Change, read func(pks []string) ([]Instance, error)) (map[string]Instance, bool) {
-	pks := livePKs(changes)
-	now := make(map[string]Instance, len(pks))
-	if len(pks) == 0 {
-		return now, true
-	}
-	found, err := read(pks)
-	if !h.fetched(g, err) {
-		return nil, false
-	}
-	for _, in := range found {
-		now[in.PK] = in
-	}
-	return now, true
-}
-
-// livePKs returns the distinct pks of changes whose rows may still exist:
-// a row whose last change in the batch is a delete is gone, and the
-// database need not be asked about it.
-func livePKs(changes []*Change) []string {
-	last := make(map[string]Op, len(changes))
-	for _, c := range changes {
-		last[c.PK] = c.Op
-	}
-	pks := make([]string, 0, len(last))
-	for pk, op := range last {
-		if op != OpDelete {
-			pks = append(pks, pk)
-		}
-	}
-	return pks
-}
-
-// fetched reports whether err is nil. Otherwise g's subscribers may have
-// missed a change: they are told to resynchronise.
-func (h *hub) fetched(g *group, err error) bool {
-	if err == nil {
-		return true
-	}
-	if h.ctx.Err() == nil {
-		h.rt.cfg.Logger.Error("live: read changed instances", "model", g.key.model, "err", err)
-		h.tellResync(g)
-	}
-	return false
-}
-
-// diff collects how a group's members change in one batch.
-type diff struct {
-	entered, left []string
-	starter       *starter
-}
-
-// starter collects the connections whose write loops are to start once a
-// batch is queued.
-type starter struct {
-	mu    sync.Mutex
-	conns []*conn
-}
-
-func (st *starter) add(c *conn) {
-	st.mu.Lock()
-	st.conns = append(st.conns, c)
-	st.mu.Unlock()
-}
-
-func (st *starter) start() {
-	for _, c := range st.conns {
-		go c.writeLoop()
-	}
-}
-
-// apply updates g's member pk to its current state (in, if visible) and
-// queues the broadcast it makes to g's subscribers. Called with g.mu held.
-//
-// The state is read after the changes, so several changes of a row in a
-// batch, or a change committed before a subscription loaded its members
-// but delivered after, can show the same state: UPDATED is only sent when
-// the serialized instance differs from what the subscribers last saw.
-func (d *diff) apply(g *group, pk string, in Instance, visible bool) {
-	m, was := g.members[pk]
-	var tail []byte
-	switch {
-	case visible && was:
-		if bytes.Equal(m.data, in.Data) {
-			return
-		}
-		tail = broadcastTail("UPDATED", in.Data)
-		g.members[pk] = member{id: in.ID, data: in.Data}
-	case visible:
-		tail = broadcastTail("CREATED", in.Data)
-		g.members[pk] = member{id: in.ID, data: in.Data}
-		d.entered = append(d.entered, pk)
-	case was:
-		tail = broadcastTail("DELETED", m.id)
-		delete(g.members, pk)
-		d.left = append(d.left, pk)
-	default:
+// drop removes g from the hub. Called with g.mu held, once g has no
+// subscriptions.
+func (h *hub) drop(g *group) {
+	if g.dead {
 		return
 	}
-	for s := range g.subs {
-		if s.conn.enqueue(frame{head: s.head, tail: tail}) {
-			d.starter.add(s.conn)
-		}
+	g.dead = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.groups[g.key] == g {
+		delete(h.groups, g.key)
+	}
+	removeFrom(h.byTopic, g.topic, g)
+	for _, t := range g.deps {
+		removeFrom(h.byDep, t, g)
+	}
+	for pk := range g.members {
+		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
+	}
+	delete(g.family.groups, g)
+	if len(g.family.groups) == 0 && h.families[g.family.key] == g.family {
+		delete(h.families, g.family.key)
 	}
 }
 
-// resync tells the subscribers of the groups of topics that they may have
-// missed changes.
+// offsetOf returns the offset g's members stand at now. Called with g.mu
+// held.
+func (h *hub) offsetOf(g *group) uint64 {
+	f := g.family
+	f.mu.Lock()
+	idle := !f.busy
+	f.mu.Unlock()
+	if idle {
+		g.offset = max(g.offset, h.enqueued.Load())
+	}
+	return g.offset
+}
+
+// resync tells the subscribers of the groups of topics, and of the groups
+// that depend on them, that they may have missed changes, and has the
+// groups read again before they are trusted.
 func (h *hub) resync(topics []Topic) {
 	h.mu.Lock()
-	var groups []*group
+	groups := make(map[*group]struct{})
 	for _, t := range topics {
 		for g := range h.byTopic[t] {
-			groups = append(groups, g)
+			groups[g] = struct{}{}
+		}
+		for g := range h.byDep[t] {
+			groups[g] = struct{}{}
 		}
 	}
 	h.mu.Unlock()
-	for _, g := range groups {
+	for g := range groups {
 		g.mu.Lock()
 		h.tellResync(g)
 		g.mu.Unlock()
 	}
 }
 
-// tellResync sends every subscriber of g a resync notice. Called with g.mu
-// held.
+// tellResync sends every subscriber of g a resync notice and marks g to be
+// read again, whole, before it is trusted: on its next change, or when a
+// client subscribes to it, as those told to resynchronise may do. (Reading
+// it again at once would retry a failing database in a loop.) Called with
+// g.mu held.
 func (h *hub) tellResync(g *group) {
+	g.stale = true
 	for s := range g.subs {
+		if s.pending != nil {
+			s.pending.fallback = true // it is sent a snapshot instead
+			continue
+		}
 		s.conn.send(frame{head: encodeNotice("resync", s.msg.dialect, s.msg.id)})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 )
 
@@ -35,9 +36,10 @@ func BenchmarkDeliver(b *testing.B) {
 			h := rt.hub
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			g := h.group(groupKey{model: "a.B", field: "list_id", value: "14"}, []Topic{{Model: "a.B", Field: "list_id", Value: "14"}}, versionScope{new(int)})
+			view := &registered{spec: Spec{Model: "a.B", Lookup: PK}}
+			g := h.group(groupKey{model: "a.B", field: "list_id", value: "14"}, view, []Topic{{Model: "a.B", Field: "list_id", Value: "14"}}, nil, versionScope{new(int)})
 			g.mu.Lock()
-			if err := h.load(g); err != nil {
+			if err := h.load(ctx, g); err != nil {
 				b.Fatal(err)
 			}
 			conns := make([]*conn, n)
@@ -52,6 +54,12 @@ func BenchmarkDeliver(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				h.deliver(Delivery{Changes: change})
+				for busy := true; busy; {
+					runtime.Gosched()
+					g.family.mu.Lock()
+					busy = g.family.busy
+					g.family.mu.Unlock()
+				}
 				for _, c := range conns {
 					if len(c.queue) != 1 {
 						b.Fatalf("%d frames queued, want 1", len(c.queue))

@@ -23,9 +23,14 @@ func NewMemoryLayer() *MemoryLayer { return &MemoryLayer{} }
 
 // Publish delivers changes to every receiver that joined one of their
 // topics, each change once, and returns when all of them have taken it.
+// It fails only when ctx has ended before it began, so a publisher that
+// retries on error never delivers twice.
 func (l *MemoryLayer) Publish(ctx context.Context, changes []Change) error {
 	if len(changes) == 0 {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	l.publish.Lock()
 	defer l.publish.Unlock()
@@ -40,7 +45,7 @@ func (l *MemoryLayer) Publish(ctx context.Context, changes []Change) error {
 			r.deliver(Delivery{Changes: picked})
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // Receive registers deliver for the topics the returned Receiver joins.

@@ -89,15 +89,28 @@ type todoView struct {
 	table *todoTable
 	// refuse makes Subscribe answer 403.
 	refuse func(req *live.Request) bool
+	// listAll allows subscriptions to every to-do.
+	listAll bool
 }
 
-func (v *todoView) Model() string     { return "app.Todo" }
-func (v *todoView) GroupBy() []string { return []string{"list_id"} }
-func (v *todoView) Lookup() string    { return live.PK }
+// Spec says that a to-do is visible only when its list is, and what of a
+// request the view reads.
+func (v *todoView) Spec() live.Spec {
+	return live.Spec{
+		Model: "app.Todo", GroupBy: []string{"list_id"}, ListAll: v.listAll,
+		Args: []string{"done"}, QueryParams: []string{"search"},
+		Dependencies: []live.Dependency{{Model: "app.List", Field: "list_id"}},
+	}
+}
 
-// DependsOn says that a to-do is visible only when its list is.
-func (v *todoView) DependsOn() []live.Dependency {
-	return []live.Dependency{{Model: "app.List", Field: "list_id"}}
+// Parse knows that the pk and list_id are integers.
+func (v *todoView) Parse(field, value string) (live.Value, error) {
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return live.Value{}, fmt.Errorf("not an integer")
+	}
+	s := strconv.FormatInt(n, 10)
+	return live.Value{Canonical: s, JSON: json.RawMessage(s)}, nil
 }
 
 func (v *todoView) Subscribe(_ context.Context, req *live.Request) (live.Scope, error) {

@@ -36,17 +36,32 @@ type message struct {
 	ack         bool
 
 	model   string
-	action  string // "retrieve" or "list"
-	groupBy string // PK for "retrieve", "" for a "list" of the whole model
+	action  Action // ActionRetrieve or ActionList
+	groupBy string // PK for a retrieve, "" for a list of the whole model
 	value   string
 	args    map[string]string
 	query   url.Values
+
+	// snapshot asks for the scope's members before the broadcasts, and
+	// offsets with them; since (with hasSince) asks to resume from an
+	// offset, which implies both.
+	snapshot bool
+	since    string
+	hasSince bool
+}
+
+// limits bound what one frame may make the server keep: the request id is
+// kept and echoed for as long as the subscription lasts, values name groups.
+type limits struct {
+	maxID    int // bytes of the request id as the client wrote it
+	maxValue int // bytes of each value, argument and query parameter
+	maxArgs  int // arguments plus query parameter values
 }
 
 // decodeMessage decodes and validates a client frame. A non-nil error is a
 // 400 *Error; the returned message still carries the dialect and the id if
 // they could be read, so the error can name its request.
-func decodeMessage(data []byte) (*message, error) {
+func decodeMessage(data []byte, lim limits) (*message, error) {
 	m := &message{}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
@@ -85,6 +100,11 @@ func decodeMessage(data []byte) (*message, error) {
 		}
 		return m, Errorf(400, "%q is missing", key)
 	}
+	if len(m.id) > lim.maxID {
+		id := m.id
+		m.id = nil // too long to echo
+		return m, Errorf(400, "%q is %d bytes long: at most %d", key, len(id), lim.maxID)
+	}
 	if raw, ok := fields["ack"]; ok {
 		if err := json.Unmarshal(raw, &m.ack); err != nil {
 			return m, Errorf(400, `"ack" must be true or false`)
@@ -92,6 +112,9 @@ func decodeMessage(data []byte) (*message, error) {
 	}
 	if m.unsubscribe {
 		return m, nil
+	}
+	if err := m.decodeResume(fields); err != nil {
+		return m, err
 	}
 
 	if err := decodeString(fields, "model", &m.model); err != nil {
@@ -121,7 +144,52 @@ func decodeMessage(data []byte) (*message, error) {
 			return m, err
 		}
 	}
-	return m, nil
+	return m, m.checkSizes(lim)
+}
+
+// decodeResume reads the snapshot and resume extension (PROTOCOL.md,
+// "Snapshot and resume"): "snapshot": true, "since": "<offset>".
+func (m *message) decodeResume(fields map[string]json.RawMessage) error {
+	if raw, ok := fields["snapshot"]; ok {
+		if err := json.Unmarshal(raw, &m.snapshot); err != nil {
+			return Errorf(400, `"snapshot" must be true or false`)
+		}
+	}
+	if raw, ok := fields["since"]; ok {
+		// An offset the server cannot use is answered with a snapshot,
+		// never refused: it may come from a server that forgot it.
+		if err := json.Unmarshal(raw, &m.since); err != nil {
+			return Errorf(400, `"since" must be a string: an offset the server sent`)
+		}
+		m.hasSince, m.snapshot = true, true
+	}
+	return nil
+}
+
+// checkSizes refuses values, arguments and query parameters beyond lim:
+// they name the subscription's scope, which the server keeps.
+func (m *message) checkSizes(lim limits) error {
+	if len(m.value) > lim.maxValue {
+		return Errorf(400, "the value is %d bytes long: at most %d", len(m.value), lim.maxValue)
+	}
+	n := len(m.args)
+	for k, v := range m.args {
+		if len(k)+len(v) > lim.maxValue {
+			return Errorf(400, "argument %q is longer than %d bytes", k, lim.maxValue)
+		}
+	}
+	for k, vs := range m.query {
+		n += len(vs)
+		for _, v := range vs {
+			if len(k)+len(v) > lim.maxValue {
+				return Errorf(400, "query parameter %q is longer than %d bytes", k, lim.maxValue)
+			}
+		}
+	}
+	if n > lim.maxArgs {
+		return Errorf(400, "%d arguments and query parameter values: at most %d", n, lim.maxArgs)
+	}
+	return nil
 }
 
 func (m *message) decodeSeed(fields map[string]json.RawMessage) error {
@@ -132,9 +200,9 @@ func (m *message) decodeSeed(fields map[string]json.RawMessage) error {
 	if m.groupBy == "id" || m.groupBy == "" {
 		m.groupBy = PK
 	}
-	m.action = "list"
+	m.action = ActionList
 	if m.groupBy == PK {
-		m.action = "retrieve"
+		m.action = ActionRetrieve
 	}
 	raw, ok := fields["value"]
 	if !ok {
@@ -146,11 +214,13 @@ func (m *message) decodeSeed(fields map[string]json.RawMessage) error {
 }
 
 func (m *message) decodeTyped(fields map[string]json.RawMessage) error {
-	if err := decodeString(fields, "action", &m.action); err != nil {
+	var action string
+	if err := decodeString(fields, "action", &action); err != nil {
 		return err
 	}
+	m.action = Action(action)
 	switch m.action {
-	case "retrieve":
+	case ActionRetrieve:
 		m.groupBy = PK
 		raw, ok := fields["lookup_by"]
 		if !ok {
@@ -159,7 +229,7 @@ func (m *message) decodeTyped(fields map[string]json.RawMessage) error {
 		var err error
 		m.value, err = decodeValue("lookup_by", raw)
 		return err
-	case "list":
+	case ActionList:
 		return nil
 	case "":
 		return Errorf(400, `"action" is missing: expected "retrieve" or "list"`)
@@ -292,20 +362,54 @@ func encodeNotice(typ string, d dialect, id json.RawMessage) []byte {
 	return append(appendHead(nil, typ, d, id), '}')
 }
 
+// encodeSubscribed returns the "subscribed" frame that ends a snapshot or
+// a resume: it carries the offset the client's state now stands at and,
+// after a resume, whether it resumed (true) or was sent a whole snapshot.
+func encodeSubscribed(d dialect, id json.RawMessage, offset string, resumed *bool) []byte {
+	b := appendHead(nil, "subscribed", d, id)
+	b = append(b, `,"offset":`...)
+	b = appendJSONString(b, offset)
+	if resumed != nil {
+		b = append(b, `,"resumed":`...)
+		b = strconv.AppendBool(b, *resumed)
+	}
+	return append(b, '}')
+}
+
+// snapshotHead returns the start of a subscription's snapshot frames, up
+// to the opening of the instances array.
+func snapshotHead(d dialect, id json.RawMessage, model string) []byte {
+	b := appendHead(nil, "snapshot", d, id)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, model)
+	return append(b, `,"instances":[`...)
+}
+
 // broadcastHead returns the part of a subscription's broadcast frames that
-// is the same for all of them: everything up to the action's value.
+// is the same for all of them: everything up to the offset, if the
+// subscription carries offsets, and the action.
 func broadcastHead(d dialect, id json.RawMessage, model string) []byte {
 	b := appendHead(nil, "broadcast", d, id)
 	b = append(b, `,"model":`...)
 	b = appendJSONString(b, model)
-	return append(b, `,"action":"`...)
+	return append(b, ',')
 }
 
-// broadcastTail returns the rest of a broadcast frame after its head: the
-// action and the instance. It is built once per change and scope and shared
-// by every subscriber of the scope.
+// offsetField returns the `"offset":"...",` part of the broadcasts of
+// subscriptions that carry offsets. It is built once per batch of a scope
+// and shared by their frames.
+func offsetField(offset string) []byte {
+	b := append(make([]byte, 0, len(offset)+12), `"offset":`...)
+	b = appendJSONString(b, offset)
+	return append(b, ',')
+}
+
+// broadcastTail returns the rest of a broadcast frame: the action and the
+// instance. It is built once per change and scope and shared by every
+// subscriber of the scope.
 func broadcastTail(action string, instance json.RawMessage) []byte {
-	b := make([]byte, 0, len(action)+len(instance)+16)
+	b := make([]byte, 0, len(action)+len(instance)+26)
+	b = append(b, `"action":"`...)
 	b = append(b, action...)
 	b = append(b, `","instance":`...)
 	b = append(b, instance...)

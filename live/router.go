@@ -1,124 +1,62 @@
 package live
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
-	"time"
 )
-
-// Config configures a Router. The zero value serves anonymous connections
-// from the same origin through a MemoryLayer of the router's own.
-type Config struct {
-	// Layer delivers the changes captures publish. Defaults to a new
-	// MemoryLayer, returned by Router.Layer, which the capture must then
-	// publish to.
-	Layer Layer
-	// Authenticate returns the user the upgrade request is made for, and a
-	// string that identifies that user (connections with the same ID share
-	// scope checks and serialization), or nil and "" for an anonymous
-	// request. It sees the request after the application's middleware.
-	// Defaults to treating every connection as anonymous.
-	Authenticate func(r *http.Request) (user any, id string)
-	// Private refuses anonymous connections with close code 4003.
-	Private bool
-	// OriginPatterns are the host patterns (path.Match syntax, such as
-	// "*.example.com" or "localhost:5173") of the cross-origin pages allowed
-	// to connect. A page from the endpoint's own host is always allowed;
-	// others are closed with 1008, since cookies would otherwise let any
-	// site read a user's data. Defaults to none.
-	OriginPatterns []string
-	// MaxSubscriptions is how many subscriptions one connection may hold;
-	// beyond it a subscribe is answered 429. Defaults to 1,000.
-	MaxSubscriptions int
-	// MessageRate is how many frames per second a connection may send on
-	// average, with bursts of MessageBurst; beyond it a frame is answered
-	// 429. Defaults to 100 per second with bursts of 200.
-	MessageRate  float64
-	MessageBurst int
-	// MaxMessageSize is the largest frame a client may send, in bytes;
-	// a larger one closes the connection with 1009. Defaults to 64 KiB.
-	MaxMessageSize int64
-	// SendQueue is how many frames may wait to be written to one
-	// connection. A client that lets more pile up is too slow to keep up and
-	// is closed with 1013. Defaults to 4,096.
-	SendQueue int
-	// WriteTimeout bounds the write of a batch of frames to a connection.
-	// Defaults to 10 seconds.
-	WriteTimeout time.Duration
-	// Concurrency is how many scopes the hub checks at once for one batch
-	// of changes. Defaults to 8.
-	Concurrency int
-	// Logger receives connection events and errors. Defaults to
-	// slog.Default().
-	Logger *slog.Logger
-}
-
-func (c *Config) setDefaults() {
-	if c.Layer == nil {
-		c.Layer = NewMemoryLayer()
-	}
-	if c.Authenticate == nil {
-		c.Authenticate = func(*http.Request) (any, string) { return nil, "" }
-	}
-	if c.MaxSubscriptions <= 0 {
-		c.MaxSubscriptions = 1000
-	}
-	if c.MessageRate <= 0 {
-		c.MessageRate = 100
-	}
-	if c.MessageBurst <= 0 {
-		c.MessageBurst = 2 * int(c.MessageRate)
-	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = 64 << 10
-	}
-	if c.SendQueue <= 0 {
-		c.SendQueue = 4096
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 8
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
 
 // A Router holds the views of the models clients may subscribe to, by
 // label, and serves their WebSocket endpoint: it is an http.Handler to
 // mount where the application wants it, behind its usual middleware.
 //
-// Register views before serving. ServeHTTP and Close may be called
-// concurrently.
+// Register views before serving. ServeHTTP, Disconnect, Shutdown and
+// Close may be called concurrently.
 type Router struct {
 	cfg   Config
-	views map[string]View
+	views map[string]*registered
 	hub   *hub
 
-	mu     sync.Mutex
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	byAddr  map[string]int
+	byUser  map[string]*userConns
+	closing bool
+	served  sync.WaitGroup // the connections' read loops
+}
+
+// registered is a view with what the router derived from its Spec.
+type registered struct {
+	view         View
+	spec         Spec
+	args, params map[string]bool // the arguments and query parameters it reads
+}
+
+// userConns is what the connections of one user hold together.
+type userConns struct {
 	conns  map[*conn]struct{}
-	closed bool
-	served sync.WaitGroup // the connections' ServeHTTP calls
+	scopes map[*group]int // subscriptions per distinct scope
 }
 
 // NewRouter returns a Router with no views.
 func NewRouter(cfg Config) *Router {
 	cfg.setDefaults()
-	rt := &Router{cfg: cfg, views: make(map[string]View), conns: make(map[*conn]struct{})}
+	rt := &Router{
+		cfg: cfg, views: make(map[string]*registered),
+		conns: make(map[*conn]struct{}), byAddr: make(map[string]int), byUser: make(map[string]*userConns),
+	}
 	rt.hub = newHub(rt)
 	return rt
 }
 
 // Register adds views. Like http.ServeMux.Handle, it panics on a definition
-// error, which is a programming error to fix before start-up: a view with
-// no model label, a label registered twice, or a view whose Check method
-// (an optional `Check() error`) fails.
+// error, which is a programming error to fix before start-up: a view whose
+// Spec has no label or one not of the form "app.Model", a label registered
+// twice, or a view whose Check method (an optional `Check() error`) fails.
 func (rt *Router) Register(views ...View) {
 	for _, v := range views {
 		if err := rt.register(v); err != nil {
@@ -131,73 +69,224 @@ func (rt *Router) register(v View) error {
 	if v == nil {
 		return errors.New("live: Register: nil view")
 	}
-	label := v.Model()
-	if label == "" {
-		return fmt.Errorf("live: Register: view %T has no model label", v)
-	}
-	if i := strings.IndexByte(label, '.'); i <= 0 || i == len(label)-1 {
-		return fmt.Errorf("live: Register: model label %q must have the form app.Model", label)
-	}
-	if _, dup := rt.views[label]; dup {
-		return fmt.Errorf("live: Register: a view for %q is already registered", label)
-	}
 	if c, ok := v.(interface{ Check() error }); ok {
 		if err := c.Check(); err != nil {
-			return fmt.Errorf("live: Register %q: %w", label, err)
+			return fmt.Errorf("live: Register %T: %w", v, err)
 		}
 	}
-	rt.views[label] = v
+	spec := v.Spec()
+	label := spec.Model
+	switch {
+	case !validLabel(label):
+		return fmt.Errorf("live: Register: view %T: model label %q must have the form app.Model", v, label)
+	case strings.HasPrefix(label, reservedApp+"."):
+		return fmt.Errorf("live: Register: model label %q: the app %q is reserved", label, reservedApp)
+	case rt.views[label] != nil:
+		return fmt.Errorf("live: Register: a view for %q is already registered", label)
+	case slices.Contains(spec.GroupBy, PK) || slices.Contains(spec.GroupBy, ""):
+		return fmt.Errorf("live: Register %q: GroupBy lists %q, which is not a field", label, PK)
+	}
+	if spec.Lookup == "" {
+		spec.Lookup = PK
+	}
+	for _, d := range spec.Dependencies {
+		if !validLabel(d.Model) || d.Field == "" {
+			return fmt.Errorf("live: Register %q: dependency %+v needs a model label app.Model and a field", label, d)
+		}
+	}
+	r := &registered{view: v, spec: spec, args: set(spec.Args), params: set(spec.QueryParams)}
+	rt.views[label] = r
 	return nil
+}
+
+func set(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// reservedApp is the app part of the labels the router uses for its own
+// messages through the layer (see sessionModel).
+const reservedApp = "restlive"
+
+// validLabel reports whether label is "app.Model": two identifiers joined
+// by one dot.
+func validLabel(label string) bool {
+	app, model, ok := strings.Cut(label, ".")
+	return ok && identifier(app) && identifier(model)
+}
+
+func identifier(s string) bool {
+	for i, r := range s {
+		if r != '_' && !(r >= 'a' && r <= 'z') && !(r >= 'A' && r <= 'Z') && !(i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Layer returns the layer the router receives changes from.
 func (rt *Router) Layer() Layer { return rt.cfg.Layer }
 
-// Close closes every connection with 1001 (going away), waits until their
-// ServeHTTP calls have returned, and stops receiving changes. Register it
-// with http.Server.RegisterOnShutdown: the server's Shutdown does not close
-// hijacked connections such as WebSockets.
-func (rt *Router) Close() error {
+// ServeHTTP upgrades the request to a WebSocket and serves subscriptions on
+// it until the client or the router closes it.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveConn(rt, w, r)
+}
+
+// Disconnect closes every connection of the user id with 4003, in this
+// process and, through the layer, in every process that shares it: call
+// it when a user logs out, changes their password or loses rights, so that
+// sockets opened before stop receiving at once. It returns when the local
+// connections are closing and the message to the others is published.
+func (rt *Router) Disconnect(ctx context.Context, userID string) error {
+	if userID == "" {
+		return errors.New("live: Disconnect: empty user id")
+	}
+	rt.disconnectLocal(userID)
+	return rt.cfg.Layer.Publish(ctx, []Change{sessionEnd(userID)})
+}
+
+// disconnectLocal closes the connections of userID in this process.
+func (rt *Router) disconnectLocal(userID string) {
 	rt.mu.Lock()
-	rt.closed = true
+	var conns []*conn
+	if u := rt.byUser[userID]; u != nil {
+		for c := range u.conns {
+			conns = append(conns, c)
+		}
+	}
+	rt.mu.Unlock()
+	for _, c := range conns {
+		c.close(statusAuthRequired, "session ended", "session ended")
+	}
+}
+
+// Close closes every connection with 1001 (going away) at once, waits
+// until they have ended, and stops receiving changes. It is Shutdown
+// without a deadline.
+func (rt *Router) Close() error {
+	return rt.Shutdown(context.Background())
+}
+
+// Shutdown stops the router gracefully: it refuses new connections,
+// closes the open ones with 1001 (going away) so that clients reconnect
+// elsewhere, waits until they have ended and the hub has finished the
+// work under way, and stops receiving changes. When ctx ends first, it
+// drops the connections that have not closed yet and returns ctx's error.
+//
+// http.Server.Shutdown neither closes nor waits for hijacked connections
+// such as WebSockets: call Shutdown too, as the server's Shutdown begins
+// (http.Server.RegisterOnShutdown) or after it.
+func (rt *Router) Shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	rt.closing = true
 	conns := make([]*conn, 0, len(rt.conns))
 	for c := range rt.conns {
 		conns = append(conns, c)
 	}
 	rt.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.close(statusGoingAway, "server shutting down")
-		}()
+		c.close(statusGoingAway, "server shutting down", "shutdown")
 	}
-	wg.Wait()
-	rt.served.Wait()
-	return rt.hub.close()
+	done := make(chan struct{})
+	go func() {
+		rt.served.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.drop("shutdown deadline passed")
+		}
+		<-done
+	}
+	return errors.Join(err, rt.hub.close(ctx))
 }
 
-func (rt *Router) track(c *conn) bool {
+// admit counts c against the router's limits, or says which one it would
+// exceed.
+func (rt *Router) admit(c *conn) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.closed {
-		return false
+	switch {
+	case rt.closing:
+		return errShuttingDown
+	case !within(len(rt.conns)+1, rt.cfg.MaxConnections):
+		return errors.New("too many connections to this server")
+	case !within(rt.byAddr[c.addr]+1, rt.cfg.MaxConnectionsPerAddress):
+		return errors.New("too many connections from this address")
+	}
+	u := rt.byUser[c.userID]
+	if c.userID != "" && u != nil && !within(len(u.conns)+1, rt.cfg.MaxConnectionsPerUser) {
+		return errors.New("too many connections of this user")
+	}
+	if c.userID != "" && u == nil {
+		u = &userConns{conns: make(map[*conn]struct{}), scopes: make(map[*group]int)}
+		rt.byUser[c.userID] = u
+	}
+	if u != nil {
+		u.conns[c] = struct{}{}
 	}
 	rt.conns[c] = struct{}{}
+	rt.byAddr[c.addr]++
 	rt.served.Add(1)
-	return true
+	return nil
 }
 
-func (rt *Router) untrack(c *conn) {
+var errShuttingDown = errors.New("server shutting down")
+
+// release undoes admit once c has ended.
+func (rt *Router) release(c *conn) {
 	rt.mu.Lock()
 	delete(rt.conns, c)
+	if rt.byAddr[c.addr]--; rt.byAddr[c.addr] <= 0 {
+		delete(rt.byAddr, c.addr)
+	}
+	if u := rt.byUser[c.userID]; u != nil {
+		delete(u.conns, c)
+		if len(u.conns) == 0 {
+			delete(rt.byUser, c.userID)
+		}
+	}
 	rt.mu.Unlock()
 	rt.served.Done()
 }
 
-// ServeHTTP upgrades the request to a WebSocket and serves subscriptions on
-// it until the client or the router closes it.
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	serveConn(rt, w, r)
+// takeUserScope counts a subscription of c's user to g, if the user's
+// distinct scopes allow it.
+func (rt *Router) takeUserScope(c *conn, g *group) bool {
+	if c.userID == "" {
+		return true
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	u := rt.byUser[c.userID]
+	if u == nil {
+		return true // the connection is ending
+	}
+	if u.scopes[g] == 0 && !within(len(u.scopes)+1, rt.cfg.MaxUserScopes) {
+		return false
+	}
+	u.scopes[g]++
+	return true
+}
+
+// releaseUserScope undoes takeUserScope.
+func (rt *Router) releaseUserScope(c *conn, g *group) {
+	if c.userID == "" {
+		return
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if u := rt.byUser[c.userID]; u != nil {
+		if u.scopes[g]--; u.scopes[g] <= 0 {
+			delete(u.scopes, g)
+		}
+	}
 }

@@ -30,19 +30,19 @@ func newFixture(t *testing.T, cfg live.Config) *fixture {
 	}
 	rt := live.NewRouter(cfg)
 	f := &fixture{router: rt, table: newTodoTable(rt.Layer())}
-	f.view = &todoView{table: f.table}
+	f.view = &todoView{table: f.table, listAll: true}
 	rt.Register(f.view)
 	t.Cleanup(func() { rt.Close() })
 	return f
 }
 
 // tokenAuth logs in whoever "Authorization: Token <name>" names.
-func tokenAuth(r *http.Request) (any, string) {
+func tokenAuth(r *http.Request) (live.Identity, error) {
 	name, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
 	if !ok || name == "" {
-		return nil, ""
+		return live.Identity{}, nil
 	}
-	return name, name
+	return live.Identity{User: name, ID: name}, nil
 }
 
 func (f *fixture) connect(t *testing.T, user string) *livetest.Communicator {
@@ -387,6 +387,7 @@ func TestRegisterFailsLoudly(t *testing.T) {
 		"twice":     func(rt *live.Router) { rt.Register(&todoView{}, &todoView{}) },
 		"no label":  func(rt *live.Router) { rt.Register(labelled("")) },
 		"bad label": func(rt *live.Router) { rt.Register(labelled("Todo")) },
+		"reserved":  func(rt *live.Router) { rt.Register(labelled("restlive.session")) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -401,9 +402,8 @@ func TestRegisterFailsLoudly(t *testing.T) {
 
 type labelled string
 
-func (l labelled) Model() string                                              { return string(l) }
-func (labelled) GroupBy() []string                                            { return nil }
-func (labelled) Lookup() string                                               { return live.PK }
+func (l labelled) Spec() live.Spec                                            { return live.Spec{Model: string(l)} }
+func (labelled) Parse(string, string) (live.Value, error)                     { return live.Value{}, nil }
 func (labelled) Subscribe(context.Context, *live.Request) (live.Scope, error) { return nil, nil }
 
 // One change costs one Fetch whatever the number of subscribers sharing

@@ -1,9 +1,10 @@
 package rest
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"mime"
 	"net/http"
 	"reflect"
@@ -13,98 +14,135 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/restlive/restlive/gormlive"
+	"github.com/restlive/restlive/internal/model"
 	"github.com/restlive/restlive/live"
 )
 
-// request builds the live.Request views see for r.
-func (h *handler[M]) request(r *http.Request, action string) *live.Request {
-	req := &live.Request{HTTP: r, Action: action, Args: map[string]string{}, Query: r.URL.Query()}
-	if h.cfg.Authenticate != nil {
-		req.User, req.UserID = h.cfg.Authenticate(r)
+// request builds the live.Request views see for r: only the arguments and
+// query parameters the view reads, as its subscriptions see them.
+func (h *handler[M]) request(r *http.Request, action live.Action) (*live.Request, error) {
+	req := &live.Request{HTTP: r, Action: action, Args: map[string]string{}, Query: map[string][]string{}}
+	for k, v := range r.URL.Query() {
+		if h.params[k] {
+			req.Query[k] = v
+		}
 	}
 	if h.cfg.Args != nil {
-		maps.Copy(req.Args, h.cfg.Args(r))
+		for k, v := range h.cfg.Args(r) {
+			if h.args[k] {
+				req.Args[k] = v
+			}
+		}
 	}
-	return req
+	if h.cfg.Authenticate != nil {
+		id, err := h.cfg.Authenticate(r)
+		if err != nil {
+			return req, errAuthenticate{err}
+		}
+		req.User, req.UserID = id.User, id.ID
+		if id.User == nil {
+			req.UserID = ""
+		}
+	}
+	return req, nil
 }
 
-// start builds the request for action, checks view.Permit and returns the
-// queryset; on failure it has answered and returns a nil queryset.
-func (h *handler[M]) start(w http.ResponseWriter, r *http.Request, action, lookup string) (*live.Request, *gorm.DB) {
-	req := h.request(r, action)
+// errAuthenticate is a failure of Config.Authenticate.
+type errAuthenticate struct{ err error }
+
+func (e errAuthenticate) Error() string { return "authenticate: " + e.err.Error() }
+func (e errAuthenticate) Unwrap() error { return e.err }
+
+// start builds the request for action and checks view.Permit; on failure
+// it has answered and returns nil.
+func (h *handler[M]) start(w http.ResponseWriter, r *http.Request, action live.Action, lookup string) *live.Request {
+	req, err := h.request(r, action)
+	if err != nil {
+		h.fail(w, req, err)
+		return nil
+	}
 	if lookup != "" {
-		req.Args[h.model.lookupArg] = lookup
+		req.Args[h.model.LookupName] = lookup
 	}
 	if h.view.Permit != nil {
 		if err := h.view.Permit(r.Context(), req); err != nil {
 			h.fail(w, req, err)
-			return req, nil
+			return nil
 		}
 	}
-	qs, err := h.view.Queryset(r.Context(), req)
-	if err != nil {
-		h.fail(w, req, err)
-		return req, nil
-	}
-	return req, qs
+	return req
 }
 
-// startOne is start for an action on one instance, which it finds; on
-// failure it has answered and returns a nil instance.
-func (h *handler[M]) startOne(w http.ResponseWriter, r *http.Request, action, lookup string) (*live.Request, *gorm.DB, *M) {
-	req, qs := h.start(w, r, action, lookup)
-	if qs == nil {
-		return req, nil, nil
-	}
-	m, err := h.find(req, qs, lookup)
+// find returns the instance the lookup names within the queryset of ctx
+// (locked for the write under way, when action writes), if req may see it,
+// and may perform req.Action on it.
+func (h *handler[M]) find(ctx context.Context, req *live.Request, lookup string) (*M, error) {
+	v, err := model.ParseValue(h.model.Lookup, lookup)
 	if err != nil {
-		h.fail(w, req, err)
-		return req, nil, nil
+		return nil, live.ErrNotFound // a value the column cannot hold names nothing
 	}
-	return req, qs, m
+	qs, err := h.view.Queryset(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	qs = qs.Where(clause.Eq{Column: column(h.model.Lookup.DBName), Value: v})
+	if !req.Action.Read() {
+		// SQLite ignores it: its transaction holds the database's write
+		// lock from its start (_txlock=immediate) or fails and is retried.
+		qs = qs.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	m := new(M)
+	res := qs.Limit(1).Find(m)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	// An instance the view hides from req is answered as missing, so that
+	// a refusal never tells that it exists.
+	if res.RowsAffected == 0 {
+		return nil, live.ErrNotFound
+	}
+	if err := h.permitObject(ctx, req, live.ActionRetrieve, m); err != nil {
+		return nil, hidden(err)
+	}
+	if !req.Action.Read() {
+		if err := h.permitObject(ctx, req, req.Action, m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
-// permitObject reports whether req may perform action on m.
-func (h *handler[M]) permitObject(req *live.Request, action string, m *M) bool {
+// hidden turns PermitObject's refusal to show an instance into 404.
+func hidden(err error) error {
+	var refusal *live.Error
+	if errors.As(err, &refusal) {
+		return live.ErrNotFound
+	}
+	return err
+}
+
+// permitObject runs view.PermitObject for action.
+func (h *handler[M]) permitObject(ctx context.Context, req *live.Request, action live.Action, m *M) error {
 	if h.view.PermitObject == nil {
-		return true
+		return nil
 	}
 	if req.Action != action {
 		r := *req
 		r.Action = action
 		req = &r
 	}
-	return h.view.PermitObject(req, m)
+	return h.view.PermitObject(ctx, req, m)
 }
 
-// find returns the instance the lookup names within qs, if req may see it,
-// and may perform req.Action on it.
-func (h *handler[M]) find(req *live.Request, qs *gorm.DB, lookup string) (*M, error) {
-	v, ok := h.model.lookupValue(lookup)
-	if !ok {
-		return nil, live.ErrNotFound
+// reread returns m as the queryset shows it after a write, with the fields
+// it computes; m itself when the write took it out of the queryset.
+func (h *handler[M]) reread(ctx context.Context, req *live.Request, m *M) (*M, error) {
+	qs, err := h.view.Queryset(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	m := new(M)
-	res := qs.Where(clause.Eq{Column: column(h.model.lookup.DBName), Value: v}).Limit(1).Find(m)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	// An instance the view hides from req is answered as missing, so that
-	// a refusal never tells that it exists.
-	if res.RowsAffected == 0 || !h.permitObject(req, "retrieve", m) {
-		return nil, live.ErrNotFound
-	}
-	if req.Action != "retrieve" && !h.permitObject(req, req.Action, m) {
-		return nil, live.ErrForbidden
-	}
-	return m, nil
-}
-
-// reread returns m as qs shows it after a write, with the fields the
-// queryset computes; m itself when the write took it out of qs.
-func (h *handler[M]) reread(req *live.Request, qs *gorm.DB, m *M) (*M, error) {
 	fresh := new(M)
-	res := h.model.wherePK(req.HTTP.Context(), qs, reflect.ValueOf(m).Elem()).Limit(1).Find(fresh)
+	res := h.wherePK(ctx, qs, m).Limit(1).Find(fresh)
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -112,6 +150,20 @@ func (h *handler[M]) reread(req *live.Request, qs *gorm.DB, m *M) (*M, error) {
 		return m, nil
 	}
 	return fresh, nil
+}
+
+// wherePK narrows db to m's row. The explicit condition names the row even
+// when its key is a zero value, which GORM's condition from m would leave
+// out.
+func (h *handler[M]) wherePK(ctx context.Context, db *gorm.DB, m *M) *gorm.DB {
+	v, _ := h.model.PK.ValueOf(ctx, reflect.ValueOf(m).Elem())
+	return db.Where(clause.Eq{Column: column(h.model.PK.DBName), Value: v})
+}
+
+// column refers to a column of the queried table, qualified so that a
+// queryset with joins stays unambiguous.
+func column(name string) clause.Column {
+	return clause.Column{Table: clause.CurrentTable, Name: name}
 }
 
 // body reads the request body, a JSON document within the size limit.
@@ -134,19 +186,17 @@ func (h *handler[M]) body(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
-// decode fills m from body with view.Decode, then view.Validate.
-func (h *handler[M]) decode(req *live.Request, body []byte, m *M) error {
+// decode fills m from body with view.Decode, or with the body's Writable
+// fields, then checks it with view.Validate.
+func (h *handler[M]) decode(ctx context.Context, req *live.Request, body []byte, m *M) error {
 	var err error
 	if h.view.Decode != nil {
-		err = gormlive.JSONError(h.view.Decode(req, body, m))
+		err = gormlive.JSONError(h.view.Decode(ctx, req, body, m))
 	} else {
-		err = gormlive.DecodeJSON(body, m)
-		if req.Action == "create" {
-			h.model.setPK(req.HTTP.Context(), reflect.ValueOf(m).Elem(), nil)
-		}
+		err = h.decodeWritable(ctx, body, m)
 	}
 	if err == nil && h.view.Validate != nil {
-		err = h.view.Validate(req.HTTP.Context(), req, m)
+		err = h.view.Validate(ctx, req, m)
 	}
 	var fields gormlive.FieldErrors
 	if errors.As(err, &fields) && len(fields) == 0 {
@@ -155,145 +205,174 @@ func (h *handler[M]) decode(req *live.Request, body []byte, m *M) error {
 	return err
 }
 
-func (h *handler[M]) list(w http.ResponseWriter, r *http.Request) {
-	req, qs := h.start(w, r, "list", "")
-	if qs == nil {
-		return
+// decodeWritable sets the fields of m that the body names and the view
+// lists as Writable; it ignores the others, as Django REST Framework
+// ignores read-only fields.
+func (h *handler[M]) decodeWritable(ctx context.Context, body []byte, m *M) error {
+	var fields map[string]json.RawMessage
+	if err := gormlive.DecodeJSON(body, &fields); err != nil {
+		return err
 	}
-	if _, ordered := qs.Statement.Clauses["ORDER BY"]; !ordered {
-		// A stable order, so that a client paging or diffing a list sees
-		// the same list twice.
-		for _, f := range h.model.pks {
-			qs = qs.Order(clause.OrderByColumn{Column: column(f.DBName)})
-		}
-	}
-	var ms []M
-	if err := qs.Find(&ms).Error; err != nil {
-		h.fail(w, req, err)
-		return
-	}
-	out := []byte{'['}
-	for i := range ms {
-		if !h.permitObject(req, "list", &ms[i]) {
+	errs := gormlive.FieldErrors{}
+	rv := reflect.ValueOf(m).Elem()
+	for name, raw := range fields {
+		f := h.model.Writable[name]
+		if f == nil {
 			continue
 		}
-		b, err := h.view.Encode(req, &ms[i])
-		if err != nil {
-			h.fail(w, req, err)
-			return
+		v := reflect.New(f.FieldType)
+		if err := gormlive.JSONError(json.Unmarshal(raw, v.Interface())); err != nil {
+			var fe gormlive.FieldErrors
+			if !errors.As(err, &fe) {
+				return err
+			}
+			for _, msgs := range fe {
+				errs[name] = append(errs[name], msgs...)
+			}
+			continue
 		}
-		if len(out) > 1 {
-			out = append(out, ',')
+		if err := f.Set(ctx, rv, v.Elem().Interface()); err != nil {
+			errs.Add(name, "Invalid value.")
 		}
-		out = append(out, b...)
 	}
-	writeJSON(w, http.StatusOK, append(out, ']'))
+	return errs.Err()
 }
 
-func (h *handler[M]) retrieve(w http.ResponseWriter, r *http.Request, lookup string) {
-	req, _, m := h.startOne(w, r, "retrieve", lookup)
-	if m == nil {
+// list answers a page of the instances req sees.
+func (h *handler[M]) list(w http.ResponseWriter, r *http.Request) {
+	req := h.start(w, r, live.ActionList, "")
+	if req == nil {
 		return
 	}
-	h.respond(w, req, http.StatusOK, m)
-}
-
-func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
-	req, qs := h.start(w, r, "create", "")
-	if qs == nil {
-		return
+	p := h.page(r)
+	qs, err := h.view.Queryset(r.Context(), req)
+	if err == nil {
+		if _, ordered := qs.Statement.Clauses["ORDER BY"]; !ordered {
+			// A stable order, so that pages do not overlap.
+			qs = qs.Order(clause.OrderByColumn{Column: column(h.model.PK.DBName)})
+		}
+		err = h.paginate(r.Context(), req, qs, p)
 	}
-	body, err := h.body(w, r)
 	if err != nil {
 		h.fail(w, req, err)
 		return
 	}
-	m := new(M)
-	if err := h.decode(req, body, m); err != nil {
+	writeJSON(w, http.StatusOK, p.body(r))
+}
+
+func (h *handler[M]) retrieve(w http.ResponseWriter, r *http.Request, lookup string) {
+	req := h.start(w, r, live.ActionRetrieve, lookup)
+	if req == nil {
+		return
+	}
+	m, err := h.find(r.Context(), req, lookup)
+	var out []byte
+	if err == nil {
+		out, err = h.view.Encode(r.Context(), req, m)
+	}
+	if err != nil {
 		h.fail(w, req, err)
 		return
 	}
-	if err := h.view.DB.WithContext(r.Context()).Omit(clause.Associations).Create(m).Error; err != nil {
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
+	req := h.start(w, r, live.ActionCreate, "")
+	if req == nil {
+		return
+	}
+	body, err := h.body(w, r)
+	var out []byte
+	if err == nil {
+		err = h.inTx(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+			m := new(M)
+			if err := h.decode(ctx, req, body, m); err != nil {
+				return err
+			}
+			h.model.PK.ReflectValueOf(ctx, reflect.ValueOf(m).Elem()).SetZero() // the database's to choose
+			if err := tx.Omit(clause.Associations).Create(m).Error; err != nil {
+				return err
+			}
+			return h.respond(ctx, req, m, &out)
+		})
+	}
+	if err != nil {
 		h.fail(w, req, err)
 		return
 	}
-	if m, err = h.reread(req, qs, m); err != nil {
-		h.fail(w, req, err)
-		return
-	}
-	h.respond(w, req, http.StatusCreated, m)
+	writeJSON(w, http.StatusCreated, out)
 }
 
 // update serves "update" and "partial_update": both change the fields the
 // body names; Decode tells them apart when an update must name them all.
-func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup, action string) {
-	req, qs, m := h.startOne(w, r, action, lookup)
-	if m == nil {
+func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup string, action live.Action) {
+	req := h.start(w, r, action, lookup)
+	if req == nil {
 		return
 	}
 	body, err := h.body(w, r)
+	var out []byte
+	if err == nil {
+		err = h.inTx(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+			m, err := h.find(ctx, req, lookup)
+			if err != nil {
+				return err
+			}
+			stored := reflect.ValueOf(m).Elem()
+			before := snapshot(ctx, h.model.Schema.Fields, stored)
+			pk := deepCopy(h.model.PK.ReflectValueOf(ctx, stored))
+			if err := h.decode(ctx, req, body, m); err != nil {
+				return err
+			}
+			h.model.PK.ReflectValueOf(ctx, stored).Set(pk)
+			// Writing only what changed keeps concurrent partial updates
+			// of different fields from undoing each other, never
+			// overwrites columns the queryset did not load, and spares
+			// subscribers a broadcast for an update that changes nothing.
+			if cols := changed(ctx, h.model.Schema.Fields, before, stored); len(cols) > 0 {
+				res := h.wherePK(ctx, tx.Model(m), m).Select(cols).Omit(clause.Associations).Updates(m)
+				if res.Error != nil {
+					return res.Error
+				}
+			}
+			return h.respond(ctx, req, m, &out)
+		})
+	}
 	if err != nil {
 		h.fail(w, req, err)
 		return
 	}
-	ctx := r.Context()
-	stored := reflect.ValueOf(m).Elem()
-	pk := h.model.pkValues(ctx, stored)
-	before := h.model.snapshot(ctx, stored)
-	if err := h.decode(req, body, m); err != nil {
-		h.fail(w, req, err)
-		return
-	}
-	h.model.setPK(ctx, stored, pk)
-	// Writing only what changed keeps concurrent partial updates of
-	// different fields from undoing each other, never overwrites columns
-	// the queryset did not load, and spares subscribers a broadcast for an
-	// update that changes nothing.
-	if cols := h.model.changed(ctx, before, stored); len(cols) > 0 {
-		db := h.model.wherePK(ctx, h.view.DB.WithContext(ctx), stored)
-		res := db.Model(m).Select(cols).Omit(clause.Associations).Updates(m)
-		if res.Error != nil {
-			h.fail(w, req, res.Error)
-			return
-		}
-		if res.RowsAffected == 0 {
-			h.fail(w, req, live.ErrNotFound) // deleted since it was read
-			return
-		}
-	}
-	if m, err = h.reread(req, qs, m); err != nil {
-		h.fail(w, req, err)
-		return
-	}
-	h.respond(w, req, http.StatusOK, m)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *handler[M]) destroy(w http.ResponseWriter, r *http.Request, lookup string) {
-	req, _, m := h.startOne(w, r, "destroy", lookup)
-	if m == nil {
+	req := h.start(w, r, live.ActionDestroy, lookup)
+	if req == nil {
 		return
 	}
-	ctx := r.Context()
-	// The explicit condition names the row even when its key is a zero
-	// value, which GORM's condition from m would leave out; passing m gives
-	// the model's GORM hooks the instance.
-	res := h.model.wherePK(ctx, h.view.DB.WithContext(ctx), reflect.ValueOf(m).Elem()).Delete(m)
-	if res.Error != nil {
-		h.fail(w, req, res.Error)
-		return
-	}
-	if res.RowsAffected == 0 {
-		h.fail(w, req, live.ErrNotFound) // deleted since it was read
+	err := h.inTx(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		m, err := h.find(ctx, req, lookup)
+		if err != nil {
+			return err
+		}
+		// Passing m gives the model's GORM hooks the instance.
+		return h.wherePK(ctx, tx, m).Delete(m).Error
+	})
+	if err != nil {
+		h.fail(w, req, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *handler[M]) respond(w http.ResponseWriter, req *live.Request, code int, m *M) {
-	b, err := h.view.Encode(req, m)
+// respond reads m back through the queryset and encodes it into out,
+// inside the write's transaction: a failure rolls the write back.
+func (h *handler[M]) respond(ctx context.Context, req *live.Request, m *M, out *[]byte) error {
+	fresh, err := h.reread(ctx, req, m)
 	if err != nil {
-		h.fail(w, req, err)
-		return
+		return err
 	}
-	writeJSON(w, code, b)
+	*out, err = h.view.Encode(ctx, req, fresh)
+	return err
 }

@@ -54,12 +54,15 @@ var users = map[string]*user{
 	"bob-token":   {ID: 2, Name: "bob"},
 }
 
-func authenticate(r *http.Request) (any, string) {
+func authenticate(r *http.Request) (live.Identity, error) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
-	if u := users[token]; ok && u != nil {
-		return u, strconv.FormatUint(uint64(u.ID), 10)
+	if !ok {
+		return live.Identity{}, nil
 	}
-	return nil, ""
+	if u := users[token]; u != nil {
+		return live.Identity{User: u, ID: strconv.FormatUint(uint64(u.ID), 10)}, nil
+	}
+	return live.Identity{}, live.Errorf(401, "Invalid token.")
 }
 
 func userID(req *live.Request) uint {
@@ -111,7 +114,7 @@ func newApp(t testing.TB) *app {
 	a.lists = &gormlive.View[List]{
 		Label: "todolist.List",
 		DB:    db,
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			db = db.Select("lists.*, (SELECT COUNT(*) FROM tasks WHERE tasks.list_id = lists.id) AS task_count")
 			return visibleLists(db, req), nil
 		},
@@ -121,14 +124,13 @@ func newApp(t testing.TB) *app {
 			}
 			return nil
 		},
-		PermitObject: func(req *live.Request, l *List) bool {
-			switch req.Action {
-			case "list", "retrieve":
-				return true
+		PermitObject: func(_ context.Context, req *live.Request, l *List) error {
+			if req.Action.Read() || l.OwnerID == userID(req) {
+				return nil
 			}
-			return l.OwnerID == userID(req)
+			return live.ErrForbidden
 		},
-		Decode: func(req *live.Request, body []byte, l *List) error {
+		Decode: func(_ context.Context, req *live.Request, body []byte, l *List) error {
 			var in struct {
 				Name   *string `json:"name"`
 				Public *bool   `json:"public"`
@@ -160,7 +162,7 @@ func newApp(t testing.TB) *app {
 	a.tasks = &gormlive.View[Task]{
 		Label: "todolist.Task",
 		DB:    db,
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			lists := visibleLists(db.Session(&gorm.Session{NewDB: true}).Model(&List{}).Select("lists.id"), req)
 			db = db.Where("tasks.list_id IN (?)", lists)
 			if v := req.Query.Get("list"); v != "" {
@@ -182,14 +184,16 @@ func newApp(t testing.TB) *app {
 			}
 			return db, nil
 		},
-		// The default Decode: encoding/json into the task.
+		// The default Decode: the Writable fields of the body.
+		Writable:    []string{"text", "done", "list", "note"},
+		QueryParams: []string{"list", "done", "search"},
 		Validate: func(ctx context.Context, req *live.Request, task *Task) error {
 			errs := gormlive.FieldErrors{}
 			if strings.TrimSpace(task.Text) == "" {
 				errs.Add("text", "This field may not be blank.")
 			}
 			var n int64
-			q := visibleLists(a.db.WithContext(ctx).Model(&List{}).Where("lists.id = ?", task.ListID), req)
+			q := visibleLists(gormlive.DB(ctx, a.db).Model(&List{}).Where("lists.id = ?", task.ListID), req)
 			if err := q.Count(&n).Error; err != nil {
 				return err
 			}

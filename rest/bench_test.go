@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -77,7 +78,7 @@ func BenchmarkEncode(b *testing.B) {
 	task := &Task{ID: 1, Text: "buy milk", ListID: 2, Note: &note}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := v.Encode(nil, task); err != nil {
+		if _, err := v.Encode(context.Background(), nil, task); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,13 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -22,7 +25,16 @@ const notAuthenticated = "Authentication credentials were not provided."
 func (h *handler[M]) fail(w http.ResponseWriter, req *live.Request, err error) {
 	var fields gormlive.FieldErrors
 	var refusal *live.Error
+	var authn errAuthenticate
 	switch {
+	case errors.As(err, &authn):
+		if errors.As(authn.err, &refusal) && (refusal.Code == 401 || refusal.Code == 403) {
+			if h.cfg.Challenge != "" {
+				w.Header().Set("WWW-Authenticate", h.cfg.Challenge)
+			}
+			writeDetail(w, http.StatusUnauthorized, refusal.Message)
+			return
+		}
 	case errors.As(err, &fields):
 		body, merr := json.Marshal(fields)
 		if merr == nil {
@@ -52,10 +64,10 @@ func (h *handler[M]) fail(w http.ResponseWriter, req *live.Request, err error) {
 	if ctx.Err() != nil {
 		// The client has gone, or its deadline passed: the failure is
 		// the cancellation's, and there is nobody to answer.
-		h.cfg.Logger.DebugContext(ctx, "rest: request canceled", "model", h.model.name, "action", req.Action, "err", err)
+		h.cfg.Logger.DebugContext(ctx, "rest: request canceled", "model", h.view.Label, "action", req.Action, "err", err)
 		return
 	}
-	h.cfg.Logger.ErrorContext(ctx, "rest: request failed", "model", h.model.name, "action", req.Action, "err", err)
+	h.cfg.Logger.ErrorContext(ctx, "rest: request failed", "model", h.view.Label, "action", req.Action, "err", err)
 	writeDetail(w, http.StatusInternalServerError, "A server error occurred.")
 }
 
@@ -71,4 +83,32 @@ func writeJSON(w http.ResponseWriter, code int, body []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	_, _ = w.Write(body) // a client that went away is not an error to report
+}
+
+// inTx runs fn in a transaction, which ctx carries for the view's hooks
+// (see gormlive.DB). A transaction SQLite refused because another writer
+// held the database (SQLITE_BUSY: a deferred transaction that read, then
+// wrote after another committed) is run again, a few times: the driver
+// reports no error value to test, so its text is read.
+func (h *handler[M]) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	for attempt := 1; ; attempt++ {
+		err := h.view.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return fn(gormlive.WithTx(ctx, tx), tx)
+		})
+		if err == nil || attempt == maxAttempts || !sqliteBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+const maxAttempts = 5
+
+func sqliteBusy(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
 }

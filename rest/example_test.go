@@ -46,8 +46,10 @@ func Example() {
 	}
 
 	notes := &gormlive.View[Note]{
-		Label: "notes.Note",
-		DB:    db,
+		Label:    "notes.Note",
+		DB:       db,
+		Writable: []string{"text"}, // what clients may write; the rest is read-only
+		PageSize: 2,
 		Validate: func(ctx context.Context, req *live.Request, n *Note) error {
 			if n.Text == "" {
 				return gormlive.FieldErrors{"text": {"This field may not be blank."}}
@@ -69,19 +71,24 @@ func Example() {
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
-		fmt.Println(strings.TrimSpace(fmt.Sprint(method, " ", path, " ", res.StatusCode, " ", string(b))))
+		answer := strings.ReplaceAll(string(b), srv.URL, "http://example.com") // the test server's port varies
+		fmt.Println(strings.TrimSpace(fmt.Sprint(method, " ", path, " ", res.StatusCode, " ", answer)))
 	}
 	do("POST", "/api/notes/", `{"text":"buy milk"}`)
 	do("POST", "/api/notes/", `{"text":""}`)
-	do("PATCH", "/api/notes/1/", `{"text":"buy oat milk"}`)
-	do("GET", "/api/notes/", "")
+	do("PATCH", "/api/notes/1/", `{"text":"buy oat milk","id":7}`)
+	do("POST", "/api/notes/", `{"text":"walk the dog"}`)
+	do("POST", "/api/notes/", `{"text":"call mum"}`)
+	do("GET", "/api/notes/?offset=2", "")
 	do("DELETE", "/api/notes/1/", "")
 	do("GET", "/api/notes/1/", "")
 	// Output:
 	// POST /api/notes/ 201 {"id":1,"text":"buy milk"}
 	// POST /api/notes/ 400 {"text":["This field may not be blank."]}
 	// PATCH /api/notes/1/ 200 {"id":1,"text":"buy oat milk"}
-	// GET /api/notes/ 200 [{"id":1,"text":"buy oat milk"}]
+	// POST /api/notes/ 201 {"id":2,"text":"walk the dog"}
+	// POST /api/notes/ 201 {"id":3,"text":"call mum"}
+	// GET /api/notes/?offset=2 200 {"count":3,"next":null,"previous":"http://example.com/api/notes/?limit=2","results":[{"id":3,"text":"call mum"}]}
 	// DELETE /api/notes/1/ 204
 	// GET /api/notes/1/ 404 {"detail":"Not found."}
 }

@@ -120,9 +120,11 @@ func TestViewHooks(t *testing.T) {
 		seen []*live.Request
 	)
 	tasks := &gormlive.View[Task]{
-		Label: "todolist.Task",
-		DB:    db,
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		Label:    "todolist.Task",
+		DB:       db,
+		Args:     []string{"list"},
+		Writable: []string{"text"},
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			return db.Where("list_id = ?", req.Args["list"]), nil
 		},
 		Permit: func(ctx context.Context, req *live.Request) error {
@@ -132,9 +134,14 @@ func TestViewHooks(t *testing.T) {
 			return nil
 		},
 		// Done tasks are invisible.
-		PermitObject: func(req *live.Request, task *Task) bool { return !task.Done },
-		LookupField:  "text",
-		Serialize: func(req *live.Request, task *Task) (any, error) {
+		PermitObject: func(_ context.Context, req *live.Request, task *Task) error {
+			if task.Done {
+				return live.ErrNotFound
+			}
+			return nil
+		},
+		LookupField: "text",
+		Serialize: func(_ context.Context, req *live.Request, task *Task) (any, error) {
 			if task.Text == "fail" {
 				return nil, errors.New("cannot serialize")
 			}
@@ -160,13 +167,14 @@ func TestViewHooks(t *testing.T) {
 		code         int
 		want         string
 	}{
-		{"GET", "/lists/2/tasks/", 200, `[{"text":"c"}]`},
+		{"GET", "/lists/2/tasks/", 200, `{"count":1,"next":null,"previous":null,"results":[{"text":"c"}]}`},
 		{"GET", "/lists/2/tasks/c", 200, `{"text":"c"}`},
 		{"GET", "/lists/1/tasks/c/", 404, ""},
 		{"GET", "/lists/1/tasks/b/", 404, ""}, // hidden by PermitObject
 		{"DELETE", "/lists/1/tasks/b/", 404, ""},
 		{"GET", "/lists/1/tasks/fail/", 500, `{"detail":"A server error occurred."}`},
 		{"PATCH", "/lists/1/tasks/a/", 413, ""},
+		{"GET", "/lists/1/tasks/", 500, `{"detail":"A server error occurred."}`}, // "fail" cannot serialize
 	} {
 		res := a.do(t, tc.method, tc.path, "", `{"text":"0123456789"}`)
 		if res.code != tc.code || (tc.want != "" && res.body != tc.want) {

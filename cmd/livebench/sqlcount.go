@@ -134,7 +134,7 @@ func sqliteDialector(path string, counter *sqlCounter) (gorm.Dialector, error) {
 
 // sqliteDSN is todoapp's: WAL, a busy timeout, NORMAL sync, foreign keys.
 func sqliteDSN(path string) string {
-	return path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	return path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 }
 
 type countingDriver struct{ inner driver.Driver }

@@ -45,12 +45,12 @@ type Todo struct {
 // user is who "Authorization: Token <name>" logs in.
 type user struct{ Name string }
 
-func authenticate(r *http.Request) (any, string) {
+func authenticate(r *http.Request) (live.Identity, error) {
 	name, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
 	if !ok || name == "" {
-		return nil, ""
+		return live.Identity{}, nil
 	}
-	return &user{Name: name}, name
+	return live.Identity{User: &user{Name: name}, ID: name}, nil
 }
 
 // app is one test's database, capture and layer.
@@ -144,7 +144,7 @@ func (a *app) todoView() *gormlive.View[Todo] {
 		Label:       "test_app.Todo",
 		DB:          a.db,
 		GroupFields: []string{"list_id"},
-		Serialize: func(_ *live.Request, t *Todo) (any, error) {
+		Serialize: func(_ context.Context, _ *live.Request, t *Todo) (any, error) {
 			return map[string]any{"id": t.ID, "text": t.Text, "done": t.Done}, nil
 		},
 	}

@@ -126,7 +126,7 @@ func TestMoveBetweenLists(t *testing.T) {
 func TestDependency(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
 			return db.Select("todos.*").Joins("JOIN lists ON lists.id = todos.list_id").Where("NOT lists.archived"), nil
 		}
 		view.Dependencies = []live.Dependency{{Model: "test_app.List", Field: "list_id"}}

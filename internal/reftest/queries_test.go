@@ -1,6 +1,7 @@
 package reftest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -79,8 +80,13 @@ func TestQueriesPerUpdateSharedAcrossUsers(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
 		view.QueryVary = func(*live.Request) string { return "" }
-		view.PermitObject = func(req *live.Request, _ *Todo) bool { return req.UserID != "mallory" }
-		view.Serialize = func(req *live.Request, t *Todo) (any, error) {
+		view.PermitObject = func(_ context.Context, req *live.Request, _ *Todo) error {
+			if req.UserID == "mallory" {
+				return live.ErrNotFound
+			}
+			return nil
+		}
+		view.Serialize = func(_ context.Context, req *live.Request, t *Todo) (any, error) {
 			return with(todoJSON(t), "viewer", req.UserID), nil
 		}
 		rt := a.router(view)

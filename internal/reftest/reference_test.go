@@ -133,7 +133,7 @@ func TestAnonymousRefused(t *testing.T) {
 func TestSerializerPerUser(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Serialize = func(req *live.Request, t *Todo) (any, error) {
+		view.Serialize = func(_ context.Context, req *live.Request, t *Todo) (any, error) {
 			out := todoJSON(t)
 			if !req.Anonymous() {
 				out["another_field"] = true
@@ -159,13 +159,14 @@ func TestSerializerPerUser(t *testing.T) {
 func TestViewKwargs(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
+		view.Args = []string{"password", "message"} // what the view reads: others are dropped
 		view.Permit = func(_ context.Context, req *live.Request) error {
 			if req.Args["password"] != "opensesame" {
 				return live.ErrForbidden
 			}
 			return nil
 		}
-		view.Serialize = func(req *live.Request, t *Todo) (any, error) {
+		view.Serialize = func(_ context.Context, req *live.Request, t *Todo) (any, error) {
 			return with(todoJSON(t), "message", req.Args["message"]), nil
 		}
 		rt := a.router(view)
@@ -190,13 +191,14 @@ func TestViewKwargs(t *testing.T) {
 func TestQueryParams(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
+		view.QueryParams = []string{"key", "search"} // what the view reads: others are dropped
 		view.Permit = func(_ context.Context, req *live.Request) error {
 			if req.Query.Get("key") != "letmein" {
 				return live.ErrForbidden
 			}
 			return nil
 		}
-		view.Query = func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			if s := req.Query.Get("search"); s != "" {
 				db = db.Where("LOWER(todos.text) LIKE ?", "%"+s+"%")
 			}
@@ -231,7 +233,7 @@ func TestQueryParams(t *testing.T) {
 func TestQuerysetFilter(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
 			return db.Where("todos.text = ?", "special"), nil
 		}
 		rt := a.router(view)
@@ -262,10 +264,10 @@ func TestQuerysetFilter(t *testing.T) {
 func TestAnnotatedField(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
 			return db.Select("todos.*, UPPER(todos.text) AS loud"), nil
 		}
-		view.Serialize = func(_ *live.Request, t *Todo) (any, error) {
+		view.Serialize = func(_ context.Context, _ *live.Request, t *Todo) (any, error) {
 			return with(todoJSON(t), "loud", t.Loud), nil
 		}
 		rt := a.router(view)
@@ -333,7 +335,7 @@ func TestDatabaseDelete(t *testing.T) {
 func TestTwoRouters(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		short := a.todoView()
-		short.Serialize = func(_ *live.Request, t *Todo) (any, error) { return map[string]any{"id": t.ID}, nil }
+		short.Serialize = func(_ context.Context, _ *live.Request, t *Todo) (any, error) { return map[string]any{"id": t.ID}, nil }
 		rtFull, rtShort := a.router(a.todoView()), a.router(short)
 		list := a.makeList("groceries")
 		full, brief := connect(t, rtFull, ""), connect(t, rtShort, "")

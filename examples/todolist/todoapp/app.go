@@ -25,6 +25,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/restlive/restlive"
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
@@ -89,6 +90,12 @@ type Config struct {
 	// BcryptCost is the cost of password hashes. Defaults to
 	// bcrypt.DefaultCost.
 	BcryptCost int
+	// LoginRate is how many logins and registrations per second one
+	// address may try, in bursts of up to ten times as many; a username
+	// may be tried a fifth as often. Beyond it they are answered 429.
+	// Defaults to 0.5; negative means no limit (the benchmark registers
+	// thousands of users from one address).
+	LoginRate float64
 	// OriginPatterns are the hosts of cross-origin pages allowed to open
 	// the WebSocket (see live.Config). Defaults to none: only the app's
 	// own page.
@@ -104,28 +111,19 @@ type Config struct {
 	Dialector gorm.Dialector
 }
 
-// App is the running app: an http.Handler, the outbox reader that feeds
-// its WebSocket endpoint, and the database. Close stops it.
+// App is the running app: an http.Handler serving the page, the REST API
+// and the WebSocket endpoint from one restlive.Server, and the database.
+// Close stops it.
 type App struct {
 	handler http.Handler
 	log     *slog.Logger
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	dialect capture.Dialect
-	router  *live.Router
-	reader  *capture.Reader
+	server  *restlive.Server
 
-	// closeLayer releases what newLayer opened.
-	closeLayer func() error
-	// stopReader cancels the reader's Run; readerDone closes when it
-	// has returned.
-	stopReader context.CancelFunc
-	readerDone chan struct{}
-	// closeRouter closes the WebSockets with 1001, once, whether Serve's
-	// shutdown or Close gets there first.
-	closeRouter func() error
-	closeOnce   sync.Once
-	closeErr    error
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New opens and migrates the database, installs the capture triggers
@@ -149,54 +147,49 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.openDB(cfg.DB, cfg.Dialector); err != nil {
 		return nil, err
 	}
-	lists, tasks := a.views()
-	if err := a.migrate(ctx, lists, tasks); err != nil {
+	if err := a.migrate(ctx); err != nil {
 		return nil, err
 	}
-	authn, err := newAuth(a.db, a.log, cfg.BcryptCost)
+	authn, err := newAuth(a.db, a.log, cfg.BcryptCost, cfg.LoginRate)
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 
-	layer, closeLayer, err := newLayer(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.closeLayer = closeLayer
-	a.router = live.NewRouter(live.Config{
-		Layer:          layer,
-		Authenticate:   authenticate,
-		OriginPatterns: cfg.OriginPatterns,
-		Logger:         a.log,
+	// One server for both models: their REST APIs, their subscriptions,
+	// and the capture of their tables.
+	a.server, err = restlive.New(restlive.Config{
+		DB:      a.db,
+		Capture: a.dialect,
+		Live: live.Config{
+			Layer:          cfg.Layer,
+			Authenticate:   authn.identify,
+			OriginPatterns: cfg.OriginPatterns,
+			Logger:         a.log,
+		},
+		REST: rest.Config{Challenge: "Token"},
 	})
-	a.closeRouter = sync.OnceValue(a.router.Close)
-	a.router.Register(lists, tasks)
-
-	a.reader, err = gormlive.NewCaptureReader(a.db, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
-	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopReader, a.readerDone = stop, make(chan struct{})
-	go func() {
-		defer close(a.readerDone)
-		if err := a.reader.Run(rctx); err != nil {
-			a.log.Error("todolist: outbox reader stopped", "err", err)
-		}
-	}()
+	lists, tasks := a.views()
+	restlive.Handle(a.server, "/api/lists/", lists)
+	restlive.Handle(a.server, "/api/tasks/", tasks)
+	if err := a.server.Start(ctx); err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+	authn.router = a.server.Router()
 
-	restCfg := rest.Config{Authenticate: authenticate, Challenge: "Token", Logger: a.log}
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/auth/register", postOnly(authn.register))
-	mux.Handle("/api/auth/login", postOnly(authn.login))
+	mux.Handle("/api/auth/register", postOnly(authn.limited(authn.register)))
+	mux.Handle("/api/auth/login", postOnly(authn.limited(authn.login)))
 	mux.Handle("/api/auth/logout", postOnly(authn.logout))
-	mux.Handle("/api/lists/", authn.middleware(a.nudge(http.StripPrefix("/api/lists", rest.Handler(lists, restCfg)))))
-	mux.Handle("/api/tasks/", authn.middleware(a.nudge(http.StripPrefix("/api/tasks", rest.Handler(tasks, restCfg)))))
-	mux.Handle("/ws/subscribe/", authn.middleware(a.router))
+	mux.Handle("/api/lists/", a.server)
+	mux.Handle("/api/tasks/", a.server)
+	mux.Handle("/ws/subscribe/", a.server)
 	mux.Handle("/", readOnly(http.FileServerFS(web)))
 	a.handler = accessLog(a.log, mux)
 	return a, nil
@@ -205,21 +198,20 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 // ServeHTTP serves the page, the REST API and the WebSocket endpoint.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
-// Close closes the WebSockets (with 1001), stops the outbox reader and
-// closes the database. It is safe to call more than once.
+// Shutdown closes the WebSockets (with 1001) and waits for them to end,
+// and stops the outbox reader, within ctx's deadline.
+func (a *App) Shutdown(ctx context.Context) error {
+	if a.server == nil {
+		return nil
+	}
+	return a.server.Shutdown(ctx)
+}
+
+// Close shuts the app down without a deadline and closes the database. It
+// is safe to call more than once.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
-		var errs []error
-		if a.closeRouter != nil {
-			errs = append(errs, a.closeRouter())
-		}
-		if a.stopReader != nil {
-			a.stopReader()
-			<-a.readerDone
-		}
-		if a.closeLayer != nil {
-			errs = append(errs, a.closeLayer())
-		}
+		errs := []error{a.Shutdown(context.Background())}
 		if a.sqlDB != nil {
 			errs = append(errs, a.sqlDB.Close())
 		}
@@ -251,7 +243,7 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 		// timeout makes a writer wait for the reader's cursor update
 		// rather than fail; foreign keys make deleting a list delete its
 		// tasks. The pragmas run on every connection of the pool.
-		dialector = sqlite.Open(dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
+		dialector = sqlite.Open(dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
 		dialect = capture.SQLite
 	}
 	if custom != nil {
@@ -274,17 +266,17 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 	return nil
 }
 
-// migrate creates or updates the tables, then installs the capture
-// triggers of the views' tables (after, since migrating may rebuild a
-// table and drop its triggers).
-func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *gormlive.View[Task]) error {
+// migrate creates or updates the tables. (The server installs the capture
+// triggers after, since migrating may rebuild a table and drop its
+// triggers.)
+func (a *App) migrate(ctx context.Context) error {
 	// Processes started together on an empty database race to create the
 	// tables: all but one fail with "already exists". Once the winner is
 	// done, a second look finds the tables and succeeds.
 	var err error
 	for attempt := range 5 {
 		if err = a.db.WithContext(ctx).AutoMigrate(&User{}, &Credential{}, &List{}, &Task{}); err == nil {
-			break
+			return nil
 		}
 		a.log.Warn("todolist: migrate failed; trying again", "attempt", attempt+1, "err", err)
 		select {
@@ -293,42 +285,7 @@ func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *go
 		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("todolist: migrate: %w", err)
-	}
-	if err := gormlive.InstallCapture(ctx, a.db, lists, tasks); err != nil {
-		return fmt.Errorf("todolist: %w", err)
-	}
-	return nil
-}
-
-// newLayer returns the layer that carries changes from the outbox reader
-// to the WebSocket connections, and what releases it. One process needs
-// no more than memory; a Redis or NATS layer would let several processes
-// share one database.
-func newLayer(_ context.Context, cfg Config) (live.Layer, func() error, error) {
-	if cfg.Layer != nil {
-		return cfg.Layer, func() error { return nil }, nil
-	}
-	return live.NewMemoryLayer(), func() error { return nil }, nil
-}
-
-// nudge wakes the outbox reader after each write request on SQLite, so
-// that its broadcasts go out at once rather than at the reader's next
-// poll. PostgreSQL's triggers wake the reader themselves, with NOTIFY at
-// commit; a nudge would only interrupt its wait for one.
-func (a *App) nudge(next http.Handler) http.Handler {
-	if a.dialect != capture.SQLite {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r)
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-		default:
-			a.reader.Nudge()
-		}
-	})
+	return fmt.Errorf("todolist: migrate: %w", err)
 }
 
 // views defines todolist.List and todolist.Task: who sees and may change
@@ -337,28 +294,29 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 	lists := &gormlive.View[List]{
 		Label: "todolist.List",
 		DB:    a.db,
-		Query: func(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			return visibleLists(db, req), nil
 		},
 		Permit: func(_ context.Context, req *live.Request) error {
-			if req.Action == "create" && req.Anonymous() {
+			if req.Action == live.ActionCreate && req.Anonymous() {
 				return live.ErrForbidden
 			}
 			return nil
 		},
 		// Whoever sees a list may read it; only its owner may write it. A
 		// list the user cannot see never gets here: it is not found.
-		PermitObject: func(req *live.Request, l *List) bool {
-			switch req.Action {
-			case "list", "retrieve":
-				return true
+		PermitObject: func(_ context.Context, req *live.Request, l *List) error {
+			if req.Action.Read() {
+				return nil
 			}
-			u := userOf(req.User)
-			return u != nil && l.OwnerID == u.ID
+			if u := userOf(req.User); u != nil && l.OwnerID == u.ID {
+				return nil
+			}
+			return live.ErrForbidden
 		},
 		Decode: decodeList,
 		Validate: func(_ context.Context, req *live.Request, l *List) error {
-			if req.Action == "create" {
+			if req.Action == live.ActionCreate {
 				l.OwnerID = userOf(req.User).ID
 			}
 			errs := gormlive.FieldErrors{}
@@ -370,6 +328,11 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		Label:       "todolist.Task",
 		DB:          a.db,
 		GroupFields: []string{"list_id"},
+		// The filters, which subscriptions may carry as query parameters;
+		// django-rest-live 0.4's "list" subscribes to the whole queryset
+		// narrowed by them.
+		QueryParams: []string{"list", "done", "search"},
+		ListAll:     true,
 		// A task is visible when its list is: a list made private hides
 		// its tasks from the subscribers who no longer see it.
 		Dependencies: []live.Dependency{{Model: "todolist.List", Field: "list_id"}},
@@ -379,9 +342,11 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		// watching a list shares one query per change.
 		QueryVary: func(*live.Request) string { return "" },
 		// A task is visible, and writable, when its list is visible.
-		PermitObject: func(req *live.Request, t *Task) bool {
-			u := userOf(req.User)
-			return t.ListPublic || u != nil && t.ListOwner == u.ID
+		PermitObject: func(_ context.Context, req *live.Request, t *Task) error {
+			if u := userOf(req.User); t.ListPublic || u != nil && t.ListOwner == u.ID {
+				return nil
+			}
+			return live.ErrNotFound
 		},
 		Decode: decodeTask,
 		Validate: func(ctx context.Context, req *live.Request, t *Task) error {
@@ -390,7 +355,7 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 			// The task's list, new or moved to, must be one the user sees
 			// (which is what makes a task writable).
 			var n int64
-			q := visibleLists(a.db.WithContext(ctx).Model(&List{}), req).Where("lists.id = ?", t.ListID)
+			q := visibleLists(gormlive.DB(ctx, a.db).Model(&List{}), req).Where("lists.id = ?", t.ListID)
 			if err := q.Count(&n).Error; err != nil {
 				return err
 			}
@@ -414,7 +379,7 @@ func visibleLists(db *gorm.DB, req *live.Request) *gorm.DB {
 // queryTasks is the tasks' queryset, narrowed by the filters ?list=,
 // ?done= and ?search=, with who may see each task's list: the view's
 // PermitObject leaves out those of lists req cannot see.
-func queryTasks(db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+func queryTasks(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 	db = db.Select("tasks.*, lists.public AS list_public, lists.owner_id AS list_owner").
 		Joins("JOIN lists ON lists.id = tasks.list_id")
 	if v := req.Query.Get("list"); v != "" {
@@ -444,7 +409,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // decodeList reads a list's body: name (required but on PATCH) and
 // public. The owner is the server's to set.
-func decodeList(req *live.Request, body []byte, l *List) error {
+func decodeList(_ context.Context, req *live.Request, body []byte, l *List) error {
 	var in struct {
 		Name   *string `json:"name"`
 		Public *bool   `json:"public"`
@@ -455,7 +420,7 @@ func decodeList(req *live.Request, body []byte, l *List) error {
 	errs := gormlive.FieldErrors{}
 	if in.Name != nil {
 		l.Name = *in.Name
-	} else if req.Action != "partial_update" {
+	} else if req.Action != live.ActionPartialUpdate {
 		errs.Add("name", "This field is required.")
 	}
 	if in.Public != nil {
@@ -466,7 +431,7 @@ func decodeList(req *live.Request, body []byte, l *List) error {
 
 // decodeTask reads a task's body: text and list (required but on PATCH),
 // and done.
-func decodeTask(req *live.Request, body []byte, t *Task) error {
+func decodeTask(_ context.Context, req *live.Request, body []byte, t *Task) error {
 	var in struct {
 		Text *string `json:"text"`
 		Done *bool   `json:"done"`
@@ -476,7 +441,7 @@ func decodeTask(req *live.Request, body []byte, t *Task) error {
 		return err
 	}
 	errs := gormlive.FieldErrors{}
-	partial := req.Action == "partial_update"
+	partial := req.Action == live.ActionPartialUpdate
 	if in.Text != nil {
 		t.Text = *in.Text
 	} else if !partial {

@@ -71,105 +71,111 @@ var usernamePattern = regexp.MustCompile(`^[\pL\pN@.+_-]{1,150}$`)
 // auth issues, checks and revokes credentials. Its methods may be called
 // concurrently.
 type auth struct {
-	db   *gorm.DB
-	log  *slog.Logger
-	cost int
+	// router closes the WebSockets of a user who logs out.
+	router *live.Router
+	// byAddress and byUsername bound the logins and registrations one
+	// address, and the logins one username, may try: each costs a bcrypt.
+	byAddress, byUsername *limiter
+	db                    *gorm.DB
+	log                   *slog.Logger
+	cost                  int
 	// dummyHash is compared against when the username is unknown, so that
 	// a login takes as long whether or not the user exists.
 	dummyHash []byte
 	now       func() time.Time
 }
 
-func newAuth(db *gorm.DB, log *slog.Logger, cost int) (*auth, error) {
+func newAuth(db *gorm.DB, log *slog.Logger, cost int, loginRate float64) (*auth, error) {
 	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cost)
 	if err != nil {
 		return nil, err
 	}
-	return &auth{db: db, log: log, cost: cost, dummyHash: dummy, now: time.Now}, nil
-}
-
-// userKey is the context key of the user the middleware authenticated.
-type userKey struct{}
-
-// authenticate is the Authenticate func of the REST handlers and the
-// live.Router: the user that middleware put in the request's context.
-func authenticate(r *http.Request) (any, string) {
-	if u, ok := r.Context().Value(userKey{}).(*User); ok {
-		return u, strconv.FormatUint(uint64(u.ID), 10)
+	if loginRate == 0 {
+		loginRate = defaultLoginRate
 	}
-	return nil, ""
+	return &auth{
+		db: db, log: log, cost: cost, dummyHash: dummy, now: time.Now,
+		byAddress:  newLimiter(loginRate, 10),
+		byUsername: newLimiter(loginRate/5, 5),
+	}, nil
 }
 
-// userOf returns the user authenticate found, or nil.
+// identify is the Authenticate func of the REST handlers and the
+// live.Router, the one place that decides who makes a request: the user
+// of its token (the Authorization header, or the WebSocket subprotocol a
+// browser's page offers it in), else of its session cookie. A token that
+// names no one is refused with 401, as in Django REST Framework, so that a
+// client with a stale token learns it rather than silently seeing only
+// public data; a stale session cookie is ignored, as Django ignores it.
+// The credential's expiry bounds how long a WebSocket stays open on it.
+func (a *auth) identify(r *http.Request) (live.Identity, error) {
+	u, expires, err := a.requestUser(r)
+	if errors.Is(err, errBadToken) {
+		return live.Identity{}, live.Errorf(http.StatusUnauthorized, "Invalid token.")
+	}
+	if err != nil || u == nil {
+		return live.Identity{}, err
+	}
+	if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+		info.user = u.Username
+	}
+	return live.Identity{User: u, ID: strconv.FormatUint(uint64(u.ID), 10), Expires: expires}, nil
+}
+
+// userOf returns the user identify found, or nil.
 func userOf(user any) *User {
 	u, _ := user.(*User)
 	return u
 }
 
-// middleware resolves the request's user once, from its token or its
-// session cookie, for the handlers behind it. A token that names no one
-// answers 401, as in Django REST Framework, so that a client with a stale
-// token learns it rather than silently seeing only public data; a stale
-// session cookie is ignored, as Django ignores it.
-func (a *auth) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, err := a.requestUser(r)
-		if errors.Is(err, errBadToken) {
-			w.Header().Set("WWW-Authenticate", "Token")
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"detail": "Invalid token."})
-			return
-		}
-		if err != nil {
-			a.serverError(w, r, "authenticate", err)
-			return
-		}
-		if user != nil {
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
-			if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
-				info.user = user.Username
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // errBadToken is answered 401 with DRF's message for it, "Invalid token.".
 var errBadToken = errors.New("invalid token")
 
-// requestUser returns the user r's Authorization header names, else the
-// user of its session cookie, else nil.
-func (a *auth) requestUser(r *http.Request) (*User, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, token, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Token") || token == "" {
-			return nil, errBadToken
+// requestUser returns the user r's token names, else the user of its
+// session cookie, else nil, and when the credential expires.
+func (a *auth) requestUser(r *http.Request) (*User, time.Time, error) {
+	token, hasToken := live.TokenFromRequest(r), false
+	if token != "" {
+		hasToken = true
+	} else if h := r.Header.Get("Authorization"); h != "" {
+		scheme, t, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Token") || t == "" {
+			return nil, time.Time{}, errBadToken
 		}
-		u, err := a.lookup(r.Context(), kindToken, strings.TrimSpace(token))
+		token, hasToken = strings.TrimSpace(t), true
+	}
+	if hasToken {
+		u, expires, err := a.lookup(r.Context(), kindToken, token)
 		if err == nil && u == nil {
 			err = errBadToken
 		}
-		return u, err
+		return u, expires, err
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 		return a.lookup(r.Context(), kindSession, c.Value)
 	}
-	return nil, nil
+	return nil, time.Time{}, nil
 }
 
-// lookup returns the user of an unexpired credential, or nil.
-func (a *auth) lookup(ctx context.Context, kind, secret string) (*User, error) {
-	var u User
-	err := a.db.WithContext(ctx).
+// lookup returns the user of an unexpired credential, or nil, and when
+// the credential expires.
+func (a *auth) lookup(ctx context.Context, kind, secret string) (*User, time.Time, error) {
+	var found struct {
+		User
+		ExpiresAt time.Time
+	}
+	err := a.db.WithContext(ctx).Model(&User{}).
+		Select("users.*, credentials.expires_at").
 		Joins("JOIN credentials ON credentials.user_id = users.id").
 		Where("credentials.hash = ? AND credentials.kind = ? AND credentials.expires_at > ?", hashSecret(secret), kind, a.now()).
-		Take(&u).Error
+		Take(&found).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	return &u, nil
+	return &found.User, found.ExpiresAt, nil
 }
 
 func hashSecret(secret string) string {
@@ -287,6 +293,10 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if wait := a.byUsername.take(strings.ToLower(username)); wait > 0 {
+		tooMany(w, wait)
+		return
+	}
 	var u User
 	err := a.db.WithContext(r.Context()).Where("username = ?", username).Take(&u).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
@@ -329,9 +339,25 @@ func (a *auth) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout revokes the credentials the request carries, its token and its
-// session, and expires the cookie: 204 whether or not they were valid.
+// session, expires the cookie, and closes the user's WebSockets, so that
+// none opened before keeps receiving their private data: 204 whether or
+// not the credentials were valid. It wants a JSON body, as every write
+// does: a cross-site HTML form, which cannot send one, cannot log a user
+// out.
 func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"detail": `Unsupported media type; send "application/json".`})
+		return
+	}
+	u, _, err := a.requestUser(r)
+	if err != nil && !errors.Is(err, errBadToken) {
+		a.serverError(w, r, "logout", err)
+		return
+	}
 	var hashes []string
+	if token := live.TokenFromRequest(r); token != "" {
+		hashes = append(hashes, hashSecret(token))
+	}
 	if scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Token") && token != "" {
 		hashes = append(hashes, hashSecret(strings.TrimSpace(token)))
 	}
@@ -342,6 +368,13 @@ func (a *auth) logout(w http.ResponseWriter, r *http.Request) {
 		if err := a.db.WithContext(r.Context()).Where("hash IN ?", hashes).Delete(&Credential{}).Error; err != nil {
 			a.serverError(w, r, "logout", err)
 			return
+		}
+	}
+	if u != nil && a.router != nil {
+		// The user's other sessions reconnect and authenticate again;
+		// this one no longer can.
+		if err := a.router.Disconnect(r.Context(), strconv.FormatUint(uint64(u.ID), 10)); err != nil {
+			a.log.WarnContext(r.Context(), "todolist: close the user's sockets", "err", err)
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})

@@ -3,6 +3,7 @@ package todoapp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -262,9 +263,38 @@ func TestConnectionRefusals(t *testing.T) {
 	s := startSQLite(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	_, res, err := websocket.Dial(ctx, s.ws, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Token wrong"}}})
-	if err == nil || res == nil || res.StatusCode != 401 {
-		t.Errorf("upgrade with a wrong token: got %v %v, want HTTP 401", res, err)
+	// A token that names no one is refused with 4003 and DRF's message,
+	// in the Authorization header or offered as a subprotocol, as a
+	// browser's page must.
+	for _, opts := range []*websocket.DialOptions{
+		{HTTPHeader: http.Header{"Authorization": {"Token wrong"}}},
+		{Subprotocols: []string{"restlive", "restlive.token.wrong"}},
+	} {
+		ws, _, err := websocket.Dial(ctx, s.ws, opts)
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		_, _, err = ws.Read(ctx)
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4003 || ce.Reason != "Invalid token." {
+			t.Errorf("connection with a wrong token: %v, want close 4003 Invalid token.", err)
+		}
+	}
+	// The right token as a subprotocol logs the page in.
+	alice := s.register(t, "alice")
+	ws, _, err := websocket.Dial(ctx, s.ws, &websocket.DialOptions{Subprotocols: []string{"restlive", "restlive.token." + alice.token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != "restlive" {
+		t.Errorf("subprotocol %q, want restlive", ws.Subprotocol())
+	}
+	var l List
+	s.must(t, 201, "POST", "/api/lists/", alice, `{"name":"mine"}`).decode(t, &l)
+	ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"request_id": 1, "model": "todolist.List", "value": %d, "ack": true}`, l.ID))
+	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), `"subscribed"`) {
+		t.Errorf("subscribe to a private list with the token: %s %v", msg, err)
 	}
 	// Another site's page cannot use a visitor's cookie.
 	evil := livetest.ConnectURL(t, s.ws, &livetest.Options{Header: http.Header{"Origin": {"https://evil.example"}}})

@@ -3,15 +3,14 @@ package todoapp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 )
 
-// shutdownTimeout bounds how long requests in flight may take to finish
-// once the server is asked to stop.
+// shutdownTimeout bounds how long requests in flight and WebSockets may
+// take to finish once the server is asked to stop.
 const shutdownTimeout = 10 * time.Second
 
 // Serve serves the app on ln until ctx is cancelled, then shuts down:
@@ -20,16 +19,17 @@ const shutdownTimeout = 10 * time.Second
 // nil after a clean shutdown. The app itself stays open: Close it after.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           a,
+		Handler: a,
+		// Bounds for the REST API's requests and idle keep-alive
+		// connections. They do not cut WebSockets: the router clears a
+		// connection's deadlines when it takes it over, and pings it.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	// Shutdown neither closes nor waits for hijacked connections such as
-	// WebSockets: the router closes them, as Shutdown begins.
-	routerClosed := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { routerClosed <- a.closeRouter() })
-
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -40,15 +40,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("todolist: shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	// http.Server.Shutdown neither closes nor waits for hijacked
+	// connections such as WebSockets: the app's Shutdown does.
+	err := errors.Join(srv.Shutdown(sctx), a.Shutdown(sctx))
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
-	}
-	select {
-	case rerr := <-routerClosed:
-		err = errors.Join(err, rerr)
-	case <-sctx.Done():
-		err = errors.Join(err, fmt.Errorf("close websockets: %w", sctx.Err()))
 	}
 	return err
 }
