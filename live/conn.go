@@ -24,7 +24,10 @@ const (
 	statusPolicyViolation = websocket.StatusPolicyViolation
 	statusInternalError   = websocket.StatusInternalError
 	statusTryAgainLater   = websocket.StatusTryAgainLater
-	statusAuthRequired    = websocket.StatusCode(4003)
+	// statusSessionEnded asks the client to reconnect, authenticating
+	// again: its user's sessions were ended (Router.Disconnect).
+	statusSessionEnded = websocket.StatusCode(4001)
+	statusAuthRequired = websocket.StatusCode(4003)
 )
 
 // A frame is one text message to a client: head, mid, then tail. Broadcasts
@@ -438,10 +441,17 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason, why string) {
 	c.closers.Add(1)
 	go func() {
 		defer c.closers.Done()
+		// coder/websocket waits up to 10s for a peer that does not read;
+		// a server with many clients gives them a second, then drops.
+		t := time.AfterFunc(closeTimeout, func() { c.net.Conn.Close() })
 		c.ws.Close(code, reason)
+		t.Stop()
 		c.cancel()
 	}()
 }
+
+// closeTimeout bounds a close handshake the server starts.
+const closeTimeout = time.Second
 
 // drop ends the connection at once, without a close handshake: the peer
 // is gone or cannot take a frame.
@@ -453,6 +463,9 @@ func (c *conn) drop(why string) {
 		c.queue, c.queued = nil, 0
 	}
 	c.mu.Unlock()
+	// The network connection first: a close handshake under way would
+	// keep CloseNow from closing it.
+	c.net.Conn.Close()
 	c.ws.CloseNow()
 	c.cancel()
 }

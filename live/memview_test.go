@@ -91,6 +91,9 @@ type todoView struct {
 	refuse func(req *live.Request) bool
 	// listAll allows subscriptions to every to-do.
 	listAll bool
+	// shareScopes makes the scopes of all users one (Key ""), and shows
+	// whose request serialized an instance, as "seen_by".
+	shareScopes bool
 }
 
 // Spec says that a to-do is visible only when its list is, and what of a
@@ -128,7 +131,12 @@ type todoScope struct {
 	req  *live.Request
 }
 
-func (s *todoScope) Key() string { return s.req.UserID }
+func (s *todoScope) Key() string {
+	if s.view.shareScopes {
+		return ""
+	}
+	return s.req.UserID
+}
 
 func (s *todoScope) matches(r todo) bool {
 	req := s.req
@@ -158,6 +166,9 @@ func (s *todoScope) instance(r todo) live.Instance {
 	out := map[string]any{"id": r.ID, "text": r.Text, "done": r.Done, "list_id": r.ListID}
 	if !s.req.Anonymous() {
 		out["owner_only"] = "secret"
+	}
+	if s.view.shareScopes {
+		out["seen_by"] = s.req.UserID
 	}
 	data, _ := json.Marshal(out)
 	return live.Instance{PK: strconv.Itoa(r.ID), ID: json.RawMessage(fmt.Sprintf(`{"id":%d}`, r.ID)), Data: data}

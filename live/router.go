@@ -136,11 +136,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	serveConn(rt, w, r)
 }
 
-// Disconnect closes every connection of the user id with 4003, in this
+// Disconnect closes every connection of the user id with 4001, in this
 // process and, through the layer, in every process that shares it: call
 // it when a user logs out, changes their password or loses rights, so that
-// sockets opened before stop receiving at once. It returns when the local
-// connections are closing and the message to the others is published.
+// sockets opened before stop receiving at once. Clients reconnect and
+// authenticate again: those whose credentials still hold are back, with
+// the rights they have now. It returns when the local connections are
+// closing and the message to the others is published.
 func (rt *Router) Disconnect(ctx context.Context, userID string) error {
 	if userID == "" {
 		return errors.New("live: Disconnect: empty user id")
@@ -160,7 +162,7 @@ func (rt *Router) disconnectLocal(userID string) {
 	}
 	rt.mu.Unlock()
 	for _, c := range conns {
-		c.close(statusAuthRequired, "session ended", "session ended")
+		c.close(statusSessionEnded, "session ended: reconnect to authenticate again", "session ended (Disconnect)")
 	}
 }
 
@@ -289,4 +291,40 @@ func (rt *Router) releaseUserScope(c *conn, g *group) {
 			delete(u.scopes, g)
 		}
 	}
+}
+
+// Stats is what a router holds at one moment.
+type Stats struct {
+	// Connections open, and the subscriptions they hold.
+	Connections, Subscriptions int
+	// Scopes is the number of distinct scopes (groups of subscriptions
+	// that see the same instances) the hub keeps, and Instances the
+	// instances they hold together.
+	Scopes, Instances int
+}
+
+// Stats returns what the router holds now: for tests, health checks and
+// metrics.
+func (rt *Router) Stats() Stats {
+	var st Stats
+	rt.mu.Lock()
+	conns := make([]*conn, 0, len(rt.conns))
+	for c := range rt.conns {
+		conns = append(conns, c)
+	}
+	rt.mu.Unlock()
+	st.Connections = len(conns)
+	for _, c := range conns {
+		c.subsMu.Lock()
+		st.Subscriptions += len(c.subs)
+		c.subsMu.Unlock()
+	}
+	h := rt.hub
+	h.mu.Lock()
+	st.Scopes = len(h.groups)
+	for _, g := range h.groups {
+		st.Instances += int(g.size.Load())
+	}
+	h.mu.Unlock()
+	return st
 }
