@@ -96,6 +96,10 @@ type Config struct {
 	// Defaults to 0.5; negative means no limit (the benchmark registers
 	// thousands of users from one address).
 	LoginRate float64
+	// RequestTimeout bounds the reading of a request and the writing of
+	// its answer (not WebSockets, which the router keeps alive with pings).
+	// Defaults to 30 seconds.
+	RequestTimeout time.Duration
 	// OriginPatterns are the hosts of cross-origin pages allowed to open
 	// the WebSocket (see live.Config). Defaults to none: only the app's
 	// own page.
@@ -122,6 +126,8 @@ type App struct {
 	dialect capture.Dialect
 	server  *restlive.Server
 
+	requestTimeout time.Duration
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -138,7 +144,10 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
-	a := &App{log: cfg.Logger}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	a := &App{log: cfg.Logger, requestTimeout: cfg.RequestTimeout}
 	defer func() {
 		if err != nil {
 			a.Close()

@@ -23,9 +23,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		// Bounds for the REST API's requests and idle keep-alive
 		// connections. They do not cut WebSockets: the router clears a
 		// connection's deadlines when it takes it over, and pings it.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, a.requestTimeout),
+		ReadTimeout:       a.requestTimeout,
+		WriteTimeout:      a.requestTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

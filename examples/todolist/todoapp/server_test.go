@@ -46,16 +46,23 @@ func startSQLite(t *testing.T) *server { return start(t, databases[0].dsn(t)) }
 
 // start runs the app on dsn until the test ends. Its log is shown if the
 // test fails.
-func start(t *testing.T, dsn string) *server {
+func start(t *testing.T, dsn string) *server { return startWith(t, dsn, nil) }
+
+// startWith is start, with configure changing the app's Config first.
+func startWith(t *testing.T, dsn string, configure func(*Config)) *server {
 	t.Helper()
 	logs := &syncBuffer{}
-	app, err := New(t.Context(), Config{
+	cfg := Config{
 		DB:     dsn,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		// The cheapest hash: the tests register many users, and the cost
 		// of bcrypt is not what they test.
 		BcryptCost: bcrypt.MinCost,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	app, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
