@@ -68,5 +68,22 @@ if [ $# -eq 0 ]; then # a whole run; a run of chosen tests skips the slow linter
 fi
 
 log "go test -race"
-if [ $# -eq 0 ]; then set -- ./...; fi
+whole=$([ $# -eq 0 ] && echo yes || true)
+if [ -n "$whole" ]; then set -- ./...; fi
 go test -race -timeout 20m "$@"
+
+# A short, bounded run of each fuzz target: the protocol codec, the layer
+# codec, value parsing by column type, and frames through a router with a
+# GORM view on SQLite. A crasher is written under the package's
+# testdata/fuzz and fails the run.
+if [ -n "$whole" ]; then
+	while read -r pkg target; do
+		log "fuzz $target ($pkg, ${RESTLIVE_FUZZTIME:-10s})"
+		go test -run '^$' -fuzz "^$target\$" -fuzztime "${RESTLIVE_FUZZTIME:-10s}" "$pkg"
+	done <<-EOF
+		./live FuzzDecodeMessage
+		./layer/internal/fanout FuzzDecode
+		./internal/model FuzzParse
+		./gormlive FuzzSubscribe
+	EOF
+fi

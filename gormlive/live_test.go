@@ -107,7 +107,7 @@ func eachDB(t *testing.T, f func(t *testing.T, db *testDB)) {
 	})
 }
 
-func open(t *testing.T, dialector gorm.Dialector) *testDB {
+func open(t testing.TB, dialector gorm.Dialector) *testDB {
 	t.Helper()
 	gdb, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {

@@ -142,7 +142,7 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		rt: rt, ws: ws, net: hw.conn, req: r.WithContext(ctx), user: id.User, userID: id.ID,
 		addr: rt.cfg.ClientAddress(r), ctx: ctx, cancel: cancel, log: log,
-		limiter: rate.NewLimiter(rate.Limit(rt.cfg.MessageRate), rt.cfg.MessageBurst),
+		limiter: newLimiter(rt.cfg.MessageRate, rt.cfg.MessageBurst),
 		subs:    make(map[string]*subscription), scopes: make(map[*group]int),
 	}
 	if id.User == nil {
@@ -170,6 +170,15 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	log.Info("live: connected", "user", c.userID)
 	c.arm(id.Expires)
 	go c.serve()
+}
+
+// newLimiter returns the limiter of a connection's frames; a negative rate
+// is no limit.
+func newLimiter(r float64, burst int) *rate.Limiter {
+	if r < 0 {
+		return rate.NewLimiter(rate.Inf, 1)
+	}
+	return rate.NewLimiter(rate.Limit(r), burst)
 }
 
 // Subprotocol is the WebSocket subprotocol the router selects when a

@@ -199,6 +199,9 @@ func ParseValue(f *schema.Field, s string) (any, error) {
 		if err == nil && (math.IsNaN(x) || math.IsInf(x, 0)) {
 			err = errors.New("not a finite number")
 		}
+		if x == 0 {
+			x = 0 // not -0: one value, one form
+		}
 		return x, err
 	case reflect.Bool:
 		return strconv.ParseBool(s)
