@@ -21,7 +21,7 @@ import (
 func FuzzSubscribe(f *testing.F) {
 	for _, seed := range []struct {
 		model, groupBy, value, key, arg string
-		typed, unsubscribe, snapshot  bool
+		typed, unsubscribe, snapshot    bool
 	}{
 		{"todolist.Todo", "list_id", "1", "search", "milk", false, false, false},
 		{"todolist.Todo", "pk", "01", "list", "1", false, false, true},
