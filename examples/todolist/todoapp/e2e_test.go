@@ -29,6 +29,10 @@ type frame struct {
 	Instance  json.RawMessage `json:"instance"`
 	Code      int             `json:"code"`
 	Message   string          `json:"message"`
+	// The snapshot and resume extension.
+	Instances json.RawMessage `json:"instances"`
+	Offset    string          `json:"offset"`
+	Resumed   *bool           `json:"resumed"`
 }
 
 // id returns the frame's request_id, a string in these tests.
