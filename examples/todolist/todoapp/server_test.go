@@ -49,7 +49,7 @@ func startSQLite(t *testing.T) *server { return start(t, databases[0].dsn(t)) }
 func start(t *testing.T, dsn string) *server { return startWith(t, dsn, nil) }
 
 // startWith is start, with configure changing the app's Config first.
-func startWith(t *testing.T, dsn string, configure func(*Config)) *server {
+func startWith(t testing.TB, dsn string, configure func(*Config)) *server {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg := Config{
@@ -119,7 +119,7 @@ func (u *user) header() http.Header {
 }
 
 // register registers and logs in a user named name.
-func (s *server) register(t *testing.T, name string) *user {
+func (s *server) register(t testing.TB, name string) *user {
 	t.Helper()
 	creds := `{"username":"` + name + `","password":"password-of-` + name + `"}`
 	res := s.must(t, 201, "POST", "/api/auth/register", nil, creds)
@@ -161,7 +161,7 @@ type response struct {
 	body   string
 }
 
-func (r response) decode(t *testing.T, v any) {
+func (r response) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(r.body), v); err != nil {
 		t.Fatalf("decode %q: %v", r.body, err)
@@ -174,7 +174,7 @@ func (r response) cookies() []*http.Cookie {
 
 // do sends a request with header (nil for none) and, if body is not
 // empty, a JSON body.
-func (s *server) do(t *testing.T, method, path string, header http.Header, body string) response {
+func (s *server) do(t testing.TB, method, path string, header http.Header, body string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -206,7 +206,7 @@ func (s *server) do(t *testing.T, method, path string, header http.Header, body 
 
 // must sends a request as u (nil: anonymous, with its token) that must
 // answer code.
-func (s *server) must(t *testing.T, code int, method, path string, u *user, body string) response {
+func (s *server) must(t testing.TB, code int, method, path string, u *user, body string) response {
 	t.Helper()
 	res := s.do(t, method, path, u.header(), body)
 	if res.code != code {
