@@ -50,6 +50,14 @@ pgctl="run_pg $pgbin/pg_ctl -D $work/pg/data"
 $pgctl -w -l "$work/pg/log" -o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" start >/dev/null
 export RESTLIVE_POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
 export RESTLIVE_REDIS_SERVER="$(command -v redis-server)"
+
+# nats-server, built from its Go module (not a requirement of this one).
+natsbin="${XDG_CACHE_HOME:-$HOME/.cache}/restlive/nats-server-v2.15.2"
+if [ ! -x "$natsbin/nats-server" ]; then
+	log "building nats-server"
+	GOBIN="$natsbin" go install github.com/nats-io/nats-server/v2@v2.15.2
+fi
+export RESTLIVE_NATS_SERVER="$natsbin/nats-server"
 export RESTLIVE_CHROMIUM=/usr/bin/chromium
 
 # playwright-core for the browser test, from the npm registry.

@@ -1,78 +1,54 @@
 package testenv
 
 import (
+	"bufio"
+	"fmt"
 	"net"
-	"sync"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 )
 
-// NATS is a NATS server embedded in the test process, on a random loopback
-// port. Stop and Start simulate an outage: the server comes back on the
-// same port.
+// NATS is a nats-server process of its own for one test, on a free
+// loopback port. The binary is built from the server's Go module by
+// ./test.sh (go install github.com/nats-io/nats-server/v2), so that the
+// server is no requirement of this module: an application that uses the
+// NATS layer never has it in its module graph.
 type NATS struct {
+	*process
 	// URL is the server's client URL: nats://127.0.0.1:port.
 	URL string
-
-	mu   sync.Mutex
-	port int
-	srv  *server.Server
 }
 
-// StartNATS starts a NATS server and shuts it down when the test ends.
+// StartNATS starts a nats-server, the binary named by
+// RESTLIVE_NATS_SERVER (skipping the test when it is unset, see Need),
+// and stops it when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	n := &NATS{port: -1}
+	bin := Need(t, "RESTLIVE_NATS_SERVER")
+	port := FreePort(t)
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	n := &NATS{process: newProcess(t, "nats-server", bin, port, args, infoNATS), URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}
 	n.Start(t)
 	t.Cleanup(func() { n.Stop(t) })
 	return n
 }
 
-// Start starts the server, again after Stop on the same port, and returns
-// when it accepts connections.
-func (n *NATS) Start(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.srv != nil {
-		t.Fatalf("testenv: NATS on %s is already running", n.URL)
-	}
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: n.port,
-		NoLog: true, NoSigs: true,
-	})
+// infoNATS expects the INFO line a NATS server greets a client with.
+func infoNATS(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		t.Fatalf("testenv: NATS server: %v", err)
+		return err
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		t.Fatalf("testenv: NATS server on port %d not ready", n.port)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
 	}
-	n.srv = srv
-	n.port = srv.Addr().(*net.TCPAddr).Port
-	n.URL = srv.ClientURL()
-}
-
-// Stop shuts the server down and waits until it is gone. Stopping a
-// stopped server does nothing.
-func (n *NATS) Stop(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.srv == nil {
-		return
+	if !strings.HasPrefix(line, "INFO ") {
+		return fmt.Errorf("greeted with %q", strings.TrimSpace(line))
 	}
-	n.srv.Shutdown()
-	n.srv.WaitForShutdown()
-	n.srv = nil
-}
-
-// Restart stops and starts the server.
-func (n *NATS) Restart(t testing.TB) {
-	t.Helper()
-	n.Stop(t)
-	n.Start(t)
+	return nil
 }
