@@ -48,6 +48,7 @@ func Run(t *testing.T, newLayer Factory) {
 	t.Run("CountedJoins", func(t *testing.T) { testCountedJoins(t, open(t)) })
 	t.Run("Dedupe", func(t *testing.T) { testDedupe(t, open(t)) })
 	t.Run("ModelTopic", func(t *testing.T) { testModelTopic(t, open(t)) })
+	t.Run("UnknownOldValues", func(t *testing.T) { testUnknownOldValues(t, open(t)) })
 	t.Run("Order", func(t *testing.T) { testOrder(t, open(t)) })
 	t.Run("OrderAcrossTopics", func(t *testing.T) { testOrderAcrossTopics(t, open(t)) })
 	t.Run("TwoProcesses", func(t *testing.T) { testTwoProcesses(t, open(t), open(t)) })
@@ -435,6 +436,23 @@ func testModelTopic(t *testing.T, l live.Layer) {
 	marker := insert(m, "marker", nil)
 	publish(t, l, marker)
 	expect(t, "receiver", c.Settle(marker), append(want, marker))
+}
+
+// testUnknownOldValues checks that a change whose old group values are
+// unknown reaches a receiver that joined its model's AnyGroup topic, and
+// only then: the hub joins it so that the scopes holding the row learn
+// that it left.
+func testUnknownOldValues(t *testing.T, l live.Layer) {
+	m := model(t)
+	r, c := receive(t, l, "receiver")
+	join(t, r, live.Topic{Model: m, Field: live.AnyGroup}, group(m, "list_id", "9"))
+	moved := live.Change{Model: m, PK: "1", Op: live.OpUpdate, New: map[string]string{"list_id": "2"}}
+	known := live.Change{Model: m, PK: "2", Op: live.OpUpdate, Old: map[string]string{"list_id": "1"}, New: map[string]string{"list_id": "2"}}
+	deleted := live.Change{Model: m, PK: "3", Op: live.OpDelete}
+	publish(t, l, moved, known, deleted)
+	marker := insert(m, "marker", map[string]string{"list_id": "9"})
+	publish(t, l, marker)
+	expect(t, "receiver", c.Settle(marker), []live.Change{moved, deleted, marker})
 }
 
 // testOrder publishes 1,000 changes in batches of varied sizes, some to
