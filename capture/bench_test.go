@@ -168,3 +168,35 @@ func walPosition(b *testing.B, d *testDB) int64 {
 	}
 	return n
 }
+
+// BenchmarkPrune measures how long pruning takes per deleted row, on a
+// SQLite outbox of 10,000 published rows pruned to the newest one.
+func BenchmarkPrune(b *testing.B) {
+	const rows = 10000
+	d := openSQLite(b)
+	d.install(b, tasks)
+	cfg := Config{Publisher: &discard{}, Logger: quiet}
+	cfg.setDefaults(SQLite)
+	ctx := context.Background()
+	s, err := (&sqliteBackend{db: d.db, cfg: &cfg, owner: "bench"}).lead(ctx)
+	if err != nil || s == nil {
+		b.Fatalf("lead: %v, %v", s, err)
+	}
+	defer s.close()
+	ss := s.(*sqliteSession)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		d.exec(b, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			INSERT INTO restlive_outbox (model, pk, op, new) SELECT 'todolist.Task', i, 'I', '{"list_id":14}' FROM n`, rows)
+		d.exec(b, `UPDATE restlive_cursor SET published = (SELECT max(seq) FROM restlive_outbox)`)
+		if err := d.db.QueryRow(`SELECT published FROM restlive_cursor`).Scan(&ss.published); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		n, err := s.prune(ctx, time.Hour, 1)
+		if err != nil || n < rows-1 {
+			b.Fatalf("pruned %d rows: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+}

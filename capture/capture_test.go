@@ -928,3 +928,60 @@ func TestBadOutboxRow(t *testing.T) {
 		})
 	})
 }
+
+// TestSQLiteOutboxEmptied: an operator's DELETE FROM restlive_outbox
+// keeps the newest row, so the seq goes on from it and the writes after
+// are published. Were the table emptied, the next rowid would be 1, below
+// the cursor, and they would be skipped.
+func TestSQLiteOutboxEmptied(t *testing.T) {
+	d := openSQLite(t)
+	d.install(t, tasks)
+	rec := newRecorder()
+	startReader(t, d, Config{Publisher: rec})
+	for i := 1; i <= 3; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	rec.wait(t, 3)
+	d.other(t, `DELETE FROM restlive_outbox`)
+	var n int
+	if err := d.db.QueryRow(`SELECT count(*) FROM restlive_outbox`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows left after DELETE (%v), want the newest", n, err)
+	}
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (4, 14)`)
+	checkChanges(t, rec.waitFor(t, "todolist.Task", "4"), insertsInto14(1, 4))
+}
+
+// TestSQLiteCursorAhead: an outbox dropped and installed again, whose
+// seqs start below the cursor, stops the reader with an error that says
+// what to do, rather than skipping every new change; doing it publishes
+// them.
+func TestSQLiteCursorAhead(t *testing.T) {
+	d := openSQLite(t)
+	d.install(t, tasks)
+	rec := newRecorder()
+	_, stop := startReader(t, d, Config{Publisher: rec})
+	for i := 1; i <= 3; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	rec.wait(t, 3)
+	stop()
+	d.exec(t, `DROP TABLE restlive_outbox`)
+	d.install(t, tasks)
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (4, 14)`)
+
+	cfg := Config{Publisher: rec}
+	cfg.setDefaults(SQLite)
+	s, err := (&sqliteBackend{db: d.db, cfg: &cfg, owner: "test"}).lead(context.Background())
+	if err == nil {
+		s.close()
+		t.Fatal("lead accepted a cursor ahead of the outbox")
+	}
+	if !strings.Contains(err.Error(), "DELETE FROM restlive_cursor") {
+		t.Fatalf("lead: %v", err)
+	}
+	d.exec(t, `DELETE FROM restlive_cursor`)
+	d.install(t, tasks)
+	startReader(t, d, Config{Publisher: rec})
+	got := rec.wait(t, 4)
+	checkChanges(t, got[3:], insertsInto14(4, 4))
+}

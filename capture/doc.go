@@ -57,7 +57,9 @@
 // the reader (a millisecond apart under load) come in the order they first
 // wrote, each with all its changes in the order it made them. The reader
 // prunes published rows older than Config.Retention or beyond
-// Config.MaxRows.
+// Config.MaxRows. Delete rows by hand if you must, but on SQLite the
+// newest row stays whatever the DELETE says (a trigger keeps it), since
+// the next seq is one more than the highest left.
 //
 // # Many processes
 //

@@ -13,10 +13,13 @@ import (
 // On SQLite the outbox's seq is the rowid. Writers are serialized by the
 // database, so rowids are handed out in commit order and a reader that
 // sees seq n has seen every committed seq below it: reading seq > cursor
-// is sound. A new rowid is one more than the highest, so pruning always
-// keeps the newest row: were it deleted, its seq would be reused, below
-// the cursor. (AUTOINCREMENT would do the same at the cost of a write to
-// sqlite_sequence in every captured transaction.)
+// is sound. A new rowid is one more than the highest, so the newest row
+// is never deleted: were it deleted, its seq would be reused, below the
+// cursor, and the changes given it never published. Pruning keeps it, and
+// a trigger keeps it from every other DELETE, such as an operator's
+// DELETE FROM restlive_outbox. (AUTOINCREMENT would do the same at the
+// cost of a write to sqlite_sequence in every captured transaction; the
+// trigger costs a lookup of the newest row per row deleted.)
 var sqliteSchema = []string{
 	`CREATE TABLE IF NOT EXISTS restlive_outbox (
 		seq INTEGER PRIMARY KEY,
@@ -36,6 +39,9 @@ var sqliteSchema = []string{
 		lease_until INTEGER NOT NULL DEFAULT 0
 	)`,
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
+	`CREATE TRIGGER IF NOT EXISTS restlive_outbox_keep_newest BEFORE DELETE ON restlive_outbox
+		WHEN NOT EXISTS (SELECT 1 FROM restlive_outbox WHERE seq > OLD.seq)
+		BEGIN SELECT RAISE(IGNORE); END`,
 }
 
 // sqliteTriggerSuffixes name a table's triggers: insert, update, update
@@ -108,12 +114,30 @@ func (b *sqliteBackend) lead(ctx context.Context) (session, error) {
 		return nil, err // another process holds the lease
 	}
 	s := &sqliteSession{b: b, leaseUntil: now.Add(b.cfg.Lease)}
-	if err := b.db.QueryRowContext(ctx, `SELECT published FROM restlive_cursor WHERE name = 'default'`).Scan(&s.published); err != nil {
+	var newest int64
+	if err := b.db.QueryRowContext(ctx,
+		`SELECT published, (SELECT coalesce(max(seq), 0) FROM restlive_outbox) FROM restlive_cursor WHERE name = 'default'`).
+		Scan(&s.published, &newest); err != nil {
 		s.close()
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
 	}
+	if s.published > newest {
+		s.close()
+		return nil, errCursorAhead(s.published, newest)
+	}
 	s.pending = s.published
 	return s, nil
+}
+
+// errCursorAhead reports an outbox whose newest rows are gone, which the
+// trigger restlive_outbox_keep_newest prevents unless the table was
+// dropped or the trigger bypassed: new writes take seqs the cursor counts
+// as published, and reading on would skip them without a word.
+func errCursorAhead(published, newest int64) error {
+	return fmt.Errorf("capture: restlive_cursor says seq %d is published, but the newest row of restlive_outbox "+
+		"has seq %d: the outbox was emptied or recreated, and the changes written since then have seqs "+
+		"the reader counts as published; to publish them and start the sequence again, "+
+		"run DELETE FROM restlive_cursor and call capture.Install", published, newest)
 }
 
 func (b *sqliteBackend) standby() time.Duration { return b.cfg.Lease / 5 }
