@@ -24,9 +24,14 @@
 // Without WAL the reader's polls block writers; without busy_timeout a
 // writer that meets the reader's cursor update fails with SQLITE_BUSY.
 // The reader polls (every 5ms by default) and Reader.Nudge wakes it at
-// once after a write through this process. Writes made with INSERT OR
-// REPLACE report the replaced row as an insert, without its old values,
-// since SQLite fires no delete trigger for it.
+// once after a write through this process. INSERT OR REPLACE over an
+// existing row is reported as an update from the replaced row's values
+// (a trigger before each insert looks its pk up, since SQLite fires no
+// delete trigger for the replaced row), and INSERT OR IGNORE or ON
+// CONFLICT DO NOTHING over one as an update that changed nothing. Rows
+// that REPLACE deletes for a UNIQUE constraint other than the primary
+// key, or in an UPDATE OR REPLACE, are not reported unless the
+// connection sets PRAGMA recursive_triggers.
 //
 // PostgreSQL 15 or later through github.com/jackc/pgx/v5/stdlib (GORM's
 // gorm.io/driver/postgres). The triggers NOTIFY at commit, which wakes the

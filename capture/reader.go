@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/restlive/restlive/live"
@@ -340,6 +341,7 @@ serving:
 // published, as an update with Old and New unknown, which makes the hub
 // re-check every scope holding the row.
 func (r *Reader) changes(rows []row) []live.Change {
+	rows = mergeReplaced(rows)
 	out := make([]live.Change, len(rows))
 	for i, w := range rows {
 		c := live.Change{Seq: w.seq, Model: w.model, PK: w.pk, Op: live.OpUpdate}
@@ -358,6 +360,45 @@ func (r *Reader) changes(rows []row) []live.Change {
 			c.Op, c.Old, c.New = live.OpUpdate, nil, nil
 		}
 		out[i] = c
+	}
+	return out
+}
+
+// mergeReplaced resolves the rows of op R, which SQLite's triggers
+// record before an insert over an existing row (see sqliteTriggers),
+// with its old values. Followed by the insert of the same row, as after
+// INSERT OR REPLACE, the two are one update from the old values to the
+// new. Followed by its update (ON CONFLICT DO UPDATE), the update says
+// it all. Alone, the insert did not happen (OR IGNORE, ON CONFLICT DO
+// NOTHING): an update that changed nothing, which is harmless to
+// publish. The change keeps the seq of the last row it stands for.
+func mergeReplaced(rows []row) []row {
+	if !slices.ContainsFunc(rows, func(w row) bool { return w.op == "R" }) {
+		return rows
+	}
+	out := make([]row, 0, len(rows))
+	for i := 0; i < len(rows); i++ {
+		w := rows[i]
+		if w.op != "R" {
+			out = append(out, w)
+			continue
+		}
+		var next row
+		if i+1 < len(rows) {
+			next = rows[i+1]
+		}
+		switch {
+		case next.model != w.model || next.pk != w.pk:
+			w.op, w.new = "U", w.old
+		case next.op == "I":
+			w.seq, w.op, w.new = next.seq, "U", next.new
+			i++
+		case next.op == "U":
+			continue
+		default:
+			w.op, w.new = "U", w.old
+		}
+		out = append(out, w)
 	}
 	return out
 }
