@@ -200,3 +200,55 @@ func BenchmarkPrune(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
 }
+
+// BenchmarkPostgresReadLog makes reads of one change each, as a reader
+// idle between writes does, and reports what restlive_reads costs per
+// read on disk (table and index, "log-B/read"), next to what the outbox
+// costs per change ("outbox-B/change"), and the write-ahead log written
+// per read: the write's, and the reader's cursor and log ("WAL-B/op").
+func BenchmarkPostgresReadLog(b *testing.B) {
+	d := openPostgres(b)
+	d.install(b, tasks)
+	cfg := Config{Publisher: &discard{}, Logger: quiet}
+	cfg.setDefaults(Postgres)
+	ctx := context.Background()
+	s, err := (&postgresBackend{db: d.db, cfg: &cfg, owner: "bench"}).lead(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.close()
+	insert := d.q(`INSERT INTO tasks (list_id) VALUES (?)`)
+	wal := walPosition(b, d)
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := d.db.Exec(insert, i%100); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			rows, err := s.next(ctx, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(rows) == 0 {
+				break
+			}
+			if err := s.commit(ctx, rows[len(rows)-1].seq); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(walPosition(b, d)-wal)/float64(b.N), "WAL-B/op")
+	for _, t := range []struct{ table, metric string }{
+		{"restlive_reads", "log-B/read"},
+		{"restlive_outbox", "outbox-B/change"},
+	} {
+		var bytes, rows float64
+		d.exec(b, `VACUUM `+t.table)
+		if err := d.db.QueryRow(`SELECT pg_total_relation_size('`+t.table+`'), (SELECT count(*) FROM `+t.table+`)`).
+			Scan(&bytes, &rows); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(bytes/max(rows, 1), t.metric)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -546,67 +545,189 @@ func TestLeaseFencing(t *testing.T) {
 	}
 }
 
-func TestPrune(t *testing.T) {
-	forEachDB(t, func(t *testing.T, d *testDB) {
-		d.install(t, tasks)
-		ctx := context.Background()
-		count := func() (n int) {
-			t.Helper()
-			if err := d.db.QueryRow(`SELECT count(*) FROM restlive_outbox`).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		for i := 1; i <= 50; i++ {
-			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
-		}
-		cfg := Config{Publisher: newRecorder()}
-		cfg.setDefaults(d.dialect)
-		var be backend = &sqliteBackend{db: d.db, cfg: &cfg, owner: "test"}
-		if d.dialect == Postgres {
-			be = &postgresBackend{db: d.db, cfg: &cfg}
-		}
-		s, err := be.lead(ctx)
-		if err != nil || s == nil {
-			t.Fatalf("lead: %v, %v", s, err)
-		}
-		defer s.close()
-		// Read all 50, publish the first 30.
-		rows, err := s.next(ctx, 100)
-		if err != nil || len(rows) != 50 {
-			t.Fatalf("next: %d rows, %v", len(rows), err)
-		}
-		if err := s.commit(ctx, rows[29].seq); err != nil {
+// TestSQLitePrune: rows go by age and number, the oldest first, never
+// one not yet published.
+func TestSQLitePrune(t *testing.T) {
+	d := openSQLite(t)
+	d.install(t, tasks)
+	ctx := context.Background()
+	for i := 1; i <= 50; i++ {
+		d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(SQLite)
+	s, err := (&sqliteBackend{db: d.db, cfg: &cfg, owner: "test"}).lead(ctx)
+	if err != nil || s == nil {
+		t.Fatalf("lead: %v, %v", s, err)
+	}
+	defer s.close()
+	// Read all 50, publish the first 30.
+	rows, err := s.next(ctx, 100)
+	if err != nil || len(rows) != 50 {
+		t.Fatalf("next: %d rows, %v", len(rows), err)
+	}
+	if err := s.commit(ctx, rows[29].seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is old or beyond 1,000 rows.
+	if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	// Keep 25 rows: the oldest 25 go.
+	if n, err := s.prune(ctx, time.Hour, 25); err != nil || n != 25 {
+		t.Fatalf("prune to 25 rows: %d, %v", n, err)
+	}
+	// Everything is old: the other 5 published go, never the 20
+	// unpublished, whatever the settings.
+	d.exec(t, `UPDATE restlive_outbox SET created_at = unixepoch() - 7200`)
+	if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 5 {
+		t.Fatalf("prune by age: %d, %v", n, err)
+	}
+	if n, err := s.prune(ctx, time.Nanosecond, 1); err != nil || n != 0 {
+		t.Fatalf("prune of unpublished rows: %d, %v", n, err)
+	}
+	if n := countRows(t, d, "restlive_outbox"); n != 20 {
+		t.Fatalf("%d rows left, want the 20 unpublished", n)
+	}
+}
+
+func countRows(t *testing.T, d *testDB, table string) (n int) {
+	t.Helper()
+	if err := d.db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// readAll reads and publishes with s until it finds nothing, in batches
+// of limit, and writes the cursor.
+func readAll(t *testing.T, s session, limit int) []row {
+	t.Helper()
+	ctx := context.Background()
+	var all []row
+	for {
+		rows, err := s.next(ctx, limit)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.flush(ctx); err != nil {
+		if len(rows) == 0 {
+			break
+		}
+		if err := s.commit(ctx, rows[len(rows)-1].seq); err != nil {
 			t.Fatal(err)
 		}
-		// Nothing is old or beyond 1,000 rows.
-		if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 0 {
-			t.Fatalf("prune: %d, %v", n, err)
+		all = append(all, rows...)
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// TestPostgresPrune: rows go by whole reads, by age and number, the
+// oldest first; the log's records go with them; the newest read and the
+// rows not yet published stay, whatever the settings.
+func TestPostgresPrune(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	ctx := context.Background()
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(Postgres)
+	s, err := (&postgresBackend{db: d.db, cfg: &cfg, owner: "test"}).lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	// Four reads of ten rows, the first split by the batch size.
+	for r := range 4 {
+		for i := 1; i <= 10; i++ {
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, 10*r+i)
 		}
-		// Keep 25 rows: the oldest 25 go.
-		if n, err := s.prune(ctx, time.Hour, 25); err != nil || n != 25 {
-			t.Fatalf("prune to 25 rows: %d, %v", n, err)
+		if got := readAll(t, s, 4); len(got) != 10 {
+			t.Fatalf("read %d: %d rows", r, len(got))
 		}
-		// Everything is old: the other 5 published go, never the 20
-		// unpublished, whatever the settings.
-		old := `UPDATE restlive_outbox SET created_at = unixepoch() - 7200`
-		if d.dialect == Postgres {
-			old = `UPDATE restlive_outbox SET created_at = now() - interval '2 hours'`
+	}
+	prune := func(retention time.Duration, maxRows int64, want int64) {
+		t.Helper()
+		if n, err := s.prune(ctx, retention, maxRows); err != nil || n != want {
+			t.Fatalf("prune(%v, %d): %d rows, %v; want %d", retention, maxRows, n, err, want)
 		}
-		d.exec(t, old)
-		if n, err := s.prune(ctx, time.Hour, 1000); err != nil || n != 5 {
-			t.Fatalf("prune by age: %d, %v", n, err)
+	}
+	left := func(rows, reads int) {
+		t.Helper()
+		if n, m := countRows(t, d, "restlive_outbox"), countRows(t, d, "restlive_reads"); n != rows || m != reads {
+			t.Fatalf("%d rows and %d reads left, want %d and %d", n, m, rows, reads)
 		}
-		if n, err := s.prune(ctx, time.Nanosecond, 1); err != nil || n != 0 {
-			t.Fatalf("prune of unpublished rows: %d, %v", n, err)
+	}
+	left(40, 4)
+	prune(time.Hour, 1000, 0) // nothing old or beyond 1,000 rows
+	// At most 25 rows: the reads from seq 21 hold 20.
+	prune(time.Hour, 25, 20)
+	left(20, 2)
+	// The third read began two hours ago: its rows are older still, but
+	// only the fourth read's beginning proves that of all of them.
+	d.exec(t, `UPDATE restlive_reads SET read_at = now() - interval '2 hours' WHERE first_seq = 21`)
+	prune(time.Hour, 1000, 10)
+	left(10, 1)
+	// Every read old: the newest stays, with its rows, and so do rows
+	// not yet published.
+	d.exec(t, `UPDATE restlive_reads SET read_at = now() - interval '2 hours'`)
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (41, 14)`)
+	prune(time.Nanosecond, 1, 0)
+	left(11, 1)
+}
+
+// TestPostgresPruneKeepsLateCommits: a transaction in progress when a
+// read began commits later; its row belongs to a later read, though its
+// xid is older than rows pruned before it. Pruning keeps it, and History
+// still answers with it.
+func TestPostgresPruneKeepsLateCommits(t *testing.T) {
+	d := openPostgres(t)
+	d.install(t, tasks)
+	ctx := context.Background()
+	cfg := Config{Publisher: newRecorder()}
+	cfg.setDefaults(Postgres)
+	s, err := (&postgresBackend{db: d.db, cfg: &cfg, owner: "test"}).lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	late := d.begin(t, `INSERT INTO tasks (id, list_id) VALUES (100, 14)`)
+	var published []live.Change
+	read := func(ids ...int) {
+		t.Helper()
+		for _, id := range ids {
+			d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, id)
 		}
-		if n := count(); n != 20 {
-			t.Fatalf("%d rows left, want the 20 unpublished", n)
-		}
-	})
+		published = append(published, (&Reader{cfg: cfg}).changes(readAll(t, s, 100))...)
+	}
+	read(1, 2, 3) // seq 1-3
+	read(4, 5, 6) // 4-6, after a done snapshot that has late in progress
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	read()        // 7: 100
+	read(7, 8, 9) // 8-10
+	// At most 8 rows: the cut is the read that gave 4, whose done sees
+	// 1-3 and not 100.
+	if n, err := s.prune(ctx, time.Hour, 8); err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v), want 3", n, err)
+	}
+	h := newHistory(t, d)
+	head := waitHead(t, h, 10)
+	got, err := h.Since(ctx, live.Position{Epoch: head.Epoch, Seq: 3}, []string{"todolist.Task"}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sameChanges(got, of(published, 3, "todolist.Task")); err != nil {
+		t.Fatal(err)
+	}
+	if got[3].PK != "100" || got[3].Seq != 7 {
+		t.Errorf("change 3 is %s with seq %d, want 100 with seq 7", got[3].PK, got[3].Seq)
+	}
 }
 
 func TestDecodeFields(t *testing.T) {
@@ -766,6 +887,26 @@ func TestPostgresTakeoverReadsTheSameRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(read(second), want(5, "10"))
+
+	// History gives the changes the seqs they were published with, once
+	// the cursor says they were.
+	if err := second.commit(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := newHistory(t, d)
+	head := waitHead(t, h, 5)
+	for from := range uint64(6) {
+		got, err := h.Since(ctx, live.Position{Epoch: head.Epoch, Seq: from}, []string{"todolist.Task"}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameChanges(got, of(append(want(1, "1", "2", "3", "4"), want(5, "10")...), from, "todolist.Task")); err != nil {
+			t.Errorf("since %d: %v", from, err)
+		}
+	}
 }
 
 // TestPostgresInstallReplacesOldOutbox: an outbox of the layout before
@@ -811,40 +952,39 @@ func TestPostgresTransactionOrder(t *testing.T) {
 	checkChanges(t, rec.wait(t, 4), want)
 	stop() // writes the cursor
 
-	d.exec(t, `UPDATE restlive_outbox SET created_at = now() - interval '2 hours' WHERE pk IN ('9', '99')`)
+	h, err := NewHistory(d.db, Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	head, err := h.Head(ctx)
+	if err != nil || head.Seq != 4 {
+		t.Fatalf("head %+v, %v; want seq 4", head, err)
+	}
+	got, err := h.Since(ctx, live.Position{Epoch: head.Epoch, Seq: 1}, []string{"todolist.Task"}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChanges(t, got, want[1:])
+	if len(got) > 0 && got[0].Seq != 2 {
+		t.Errorf("since 1: first seq %d, want 2", got[0].Seq)
+	}
+
+	// A read after them; pruning to one row deletes the four rows its
+	// done snapshot sees, whose xids are far below its xmax.
+	d.exec(t, `INSERT INTO tasks (id, list_id) VALUES (1000, 14)`)
 	cfg := Config{Publisher: rec}
 	cfg.setDefaults(Postgres)
-	ctx := context.Background()
 	s, err := (&postgresBackend{db: d.db, cfg: &cfg}).lead(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.close()
-	n, err := s.prune(ctx, time.Hour, 1000)
-	if err != nil {
-		t.Fatal(err)
+	if rows := readAll(t, s, 100); len(rows) != 1 || rows[0].seq != 5 {
+		t.Fatalf("read %+v, want seq 5", rows)
 	}
-	var left []string
-	rows, err := d.db.Query(`SELECT pk FROM restlive_outbox ORDER BY xid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pk string
-		if err := rows.Scan(&pk); err != nil {
-			t.Fatal(err)
-		}
-		left = append(left, pk)
-	}
-	// 9 is older than 10, the first young row: pruned. 99 is old too but
-	// comes after 10: kept, since rows are pruned in order.
-	if n != 1 || !slices.Equal(left, []string{"10", "99", "100"}) {
-		t.Errorf("pruned %d, left %v; want 1, [10 99 100]", n, left)
-	}
-	// Beyond 2 rows: 10 goes too.
-	if n, err := s.prune(ctx, time.Hour, 2); err != nil || n != 1 {
-		t.Errorf("pruned %d beyond 2 rows (%v), want 1", n, err)
+	if n, err := s.prune(ctx, time.Hour, 1); err != nil || n != 4 {
+		t.Errorf("pruned %d (%v), want 4", n, err)
 	}
 }
 

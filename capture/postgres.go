@@ -80,7 +80,46 @@ var postgresSchema = []string{
 		owner text NOT NULL DEFAULT ''
 	)`,
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
+	// epoch names the sequence (see History). ALTER TABLE locks the
+	// cursor against every reader of it even when IF NOT EXISTS finds the
+	// column, so it runs only for a cursor of an earlier version.
+	`DO $restlive$
+	BEGIN
+		IF NOT EXISTS (SELECT FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'restlive_cursor' AND column_name = 'epoch') THEN
+			ALTER TABLE restlive_cursor ADD COLUMN epoch text NOT NULL DEFAULT '';
+		END IF;
+	END
+	$restlive$`,
+	`UPDATE restlive_cursor SET epoch = left(replace(gen_random_uuid()::text, '-', ''), 16) WHERE epoch = ''`,
+	// The log of reads: the reader records each read it starts, with the
+	// seq its first change gets and the done snapshot it reads after, so
+	// that History can tell which rows come after a seq (see
+	// postgresSince). read_at bounds what Config.Retention prunes.
+	`CREATE TABLE IF NOT EXISTS restlive_reads (
+		first_seq bigint PRIMARY KEY,
+		done pg_snapshot NOT NULL,
+		read_at timestamptz NOT NULL DEFAULT now()
+	)`,
+	// Rows deleted by anyone but the reader, whose pruning keeps the log
+	// and the outbox in step, may be rows the log promises: the log is
+	// emptied, so History answers no position before the next read rather
+	// than leave their changes out. Once per statement, not per row.
+	`CREATE OR REPLACE FUNCTION restlive_outbox_deleted() RETURNS trigger LANGUAGE plpgsql AS $restlive$
+	BEGIN
+		IF current_setting('` + readerSetting + `', true) IS DISTINCT FROM 'on' THEN
+			DELETE FROM restlive_reads;
+		END IF;
+		RETURN NULL;
+	END
+	$restlive$`,
+	`CREATE OR REPLACE TRIGGER restlive_outbox_deleted AFTER DELETE OR TRUNCATE ON restlive_outbox
+		FOR EACH STATEMENT EXECUTE FUNCTION restlive_outbox_deleted()`,
 }
+
+// readerSetting is set on the reader's session: its deletes from the
+// outbox are pruning, which keeps restlive_reads consistent.
+const readerSetting = "restlive.reader"
 
 // installLockKey is the advisory lock Install takes for its transaction.
 const installLockKey int64 = 0x7265_7374_6c69_7602 // "restliv" 2
@@ -183,7 +222,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 	// A read's snapshot is recorded so that a reader taking over after a
 	// crash gives its changes the same seq: the record must outlast a
 	// crash of the server too, whatever the server's default.
-	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = on"); err != nil {
+	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = on; SET "+readerSetting+" = on"); err != nil {
 		return nil, fmt.Errorf("capture: configure session: %w", err)
 	}
 	if err := s.listen(ctx, true); err != nil {
@@ -204,8 +243,9 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		// every new change would look published.
 		return nil, errors.New("capture: restlive_cursor is ahead of this server's transaction ids, " +
 			"as when the database was restored into another cluster; the changes in restlive_outbox " +
-			"cannot be ordered here: empty it and reset the cursor " +
-			"(DELETE FROM restlive_outbox; UPDATE restlive_cursor SET done = '1:1:', reading = NULL, at_xid = '0', at_id = 0)")
+			"cannot be ordered here: empty it and start a new sequence " +
+			"(DELETE FROM restlive_outbox; DELETE FROM restlive_reads; DELETE FROM restlive_cursor; " +
+			"then call capture.Install, which starts a new epoch)")
 	}
 	s.saved.reading = reading.String
 	s.cur = s.saved
@@ -279,7 +319,8 @@ func unpublished(cond, limit string) string {
 // new read with the statement's own snapshot, which it records in the
 // cursor (with the position published so far) before anything of it is
 // published, so that a reader taking over after a crash reads the same
-// rows in the same order and gives them the same seq.
+// rows in the same order and gives them the same seq. The same statement
+// logs the read in restlive_reads, for History.
 func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 	c := s.cur
 	var rows *sql.Rows
@@ -292,6 +333,9 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = (SELECT snap FROM s),
 					at_xid = '0', at_id = 0, published = $3
 				WHERE name = 'default' AND EXISTS (SELECT FROM r)
+			),
+			l AS (
+				INSERT INTO restlive_reads (first_seq, done) SELECT $3 + 1, $1::pg_snapshot WHERE EXISTS (SELECT FROM r)
 			)
 			SELECT (SELECT snap::text FROM s), r.xid::text, r.id, r.model, r.pk, r.op, r.old, r.new FROM r ORDER BY r.xid, r.id`,
 			c.done, limit, c.published)
@@ -500,36 +544,48 @@ func drainNotifications(pc *pgx.Conn) {
 	}
 }
 
+// prune deletes whole reads: it picks a read of the log as the cut,
+// deletes the log's records of the reads before it, then the rows those
+// reads published (the rows visible in the cut's done snapshot). A record
+// left in the log thus always has every row after it, as History needs;
+// and every row it deletes was published, since the reads before a
+// logged read ended before it began. The cut is the oldest read younger
+// than retention (the rows before it were committed before the read
+// before it began, so are older than that), or the oldest that leaves at
+// most maxRows published rows, whichever is newer; the newest read is
+// always kept. Both are found by index scans that walk only what is
+// deleted.
 func (s *postgresSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), queryTimeout)
 	defer cancel()
-	// Rows are roughly in created_at order by (xid, id): the first young
-	// row bounds what age allows to delete, found by walking the old rows
-	// only. The maxRows-th row from the end bounds what their number does.
-	young, beyond := sql.NullString{}, sql.NullString{}
-	var youngID, beyondID int64
-	err := s.conn.QueryRowContext(ctx,
-		`SELECT o.xid::text, o.id FROM restlive_outbox o WHERE o.created_at >= now() - $1 * interval '1 microsecond'
-		 ORDER BY o.xid, o.id LIMIT 1`, retention.Microseconds()).Scan(&young, &youngID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var cut int64
+	var done string
+	err := s.conn.QueryRowContext(ctx, `
+		WITH n AS (SELECT max(first_seq) AS newest FROM restlive_reads)
+		SELECT r.first_seq, r.done::text FROM restlive_reads r, n WHERE r.first_seq = greatest(
+			coalesce((SELECT first_seq FROM restlive_reads WHERE read_at >= now() - $1 * interval '1 microsecond'
+				ORDER BY first_seq LIMIT 1), n.newest),
+			coalesce((SELECT first_seq FROM restlive_reads WHERE first_seq > $2 ORDER BY first_seq LIMIT 1), n.newest))`,
+		retention.Microseconds(), s.saved.published-maxRows).Scan(&cut, &done)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // no read logged yet
+	}
+	if err != nil {
 		return 0, fmt.Errorf("capture: prune outbox: %w", err)
 	}
-	err = s.conn.QueryRowContext(ctx,
-		`SELECT o.xid::text, o.id FROM restlive_outbox o ORDER BY o.xid DESC, o.id DESC OFFSET $1 LIMIT 1`, maxRows).
-		Scan(&beyond, &beyondID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	if _, err := deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_reads WHERE first_seq IN (
+		SELECT first_seq FROM restlive_reads WHERE first_seq < $1 ORDER BY first_seq LIMIT 10000)`, cut); err != nil {
+		return 0, err
 	}
-	// Only rows the written cursor says are published: a reader taking
-	// over reads on from it and must find the rows it expects.
-	c := s.saved
+	if run.Err() != nil {
+		return 0, nil
+	}
+	// xid < xmax bounds the index scan; the rows of the transactions in
+	// progress when done was taken are skipped, and kept.
 	return deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE (xid, id) IN (
 		SELECT xid, id FROM restlive_outbox
-		WHERE ($1::xid8 IS NULL OR (xid, id) < ($1::xid8, $2) OR (xid, id) <= ($3::xid8, $4))
-			AND (pg_visible_in_snapshot(xid, $5::pg_snapshot)
-				OR (pg_visible_in_snapshot(xid, $6::pg_snapshot) AND (xid, id) <= ($7::xid8, $8)))
-		ORDER BY xid, id LIMIT 10000)`,
-		young, youngID, beyond, beyondID, c.done, nullIfEmpty(c.reading), c.atXID, c.atID)
+		WHERE xid < pg_snapshot_xmax($1::pg_snapshot) AND pg_visible_in_snapshot(xid, $1::pg_snapshot)
+		ORDER BY xid, id LIMIT 10000)`, done)
 }
 
 // close ends the session: the connection is discarded rather than

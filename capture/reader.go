@@ -40,12 +40,16 @@ type Config struct {
 	// coming: a NOTIFY to a listener costs the writing transaction's
 	// commit more than the trigger does.
 	BatchDelay time.Duration
-	// Retention is how long published outbox rows are kept (for clients
-	// that resume from a seq). Defaults to 24 hours.
+	// Retention is how long published outbox rows are kept, and so how
+	// long a client's offset stays resumable (see History). On PostgreSQL
+	// rows go with the read that published them, once the read after it
+	// is that old. Defaults to 24 hours.
 	Retention time.Duration
-	// MaxRows is how many outbox rows are kept at most, whatever their
-	// age. Rows not yet published are never deleted. Defaults to
-	// 1,000,000.
+	// MaxRows is how many published outbox rows are kept at most,
+	// whatever their age: offsets older than the last MaxRows changes
+	// are not resumable. Rows not yet published are never deleted. On
+	// PostgreSQL rows go by whole reads, and the newest read stays
+	// whatever its size. Defaults to 1,000,000.
 	MaxRows int64
 	// PruneInterval is how often old outbox rows are deleted. Defaults to
 	// 1 minute.
@@ -336,11 +340,13 @@ serving:
 	}
 }
 
+func (r *Reader) changes(rows []row) []live.Change { return changes(r.cfg.Logger, rows) }
+
 // changes converts outbox rows. A row with an unknown op or values that
 // cannot be decoded (written by hand, not by a trigger) is still
 // published, as an update with Old and New unknown, which makes the hub
-// re-check every scope holding the row.
-func (r *Reader) changes(rows []row) []live.Change {
+// re-check every scope holding the row; it is logged to log unless nil.
+func changes(log *slog.Logger, rows []row) []live.Change {
 	rows = mergeReplaced(rows)
 	out := make([]live.Change, len(rows))
 	for i, w := range rows {
@@ -356,7 +362,9 @@ func (r *Reader) changes(rows []row) []live.Change {
 			err = fmt.Errorf("unknown op %q", w.op)
 		}
 		if err != nil {
-			r.cfg.Logger.Error("capture: bad outbox row", "seq", w.seq, "err", err)
+			if log != nil {
+				log.Error("capture: bad outbox row", "seq", w.seq, "err", err)
+			}
 			c.Op, c.Old, c.New = live.OpUpdate, nil, nil
 		}
 		out[i] = c

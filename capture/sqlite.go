@@ -31,17 +31,43 @@ var sqliteSchema = []string{
 		new TEXT
 	)`,
 	// The cursor row also holds the reader's lease: the process named by
-	// owner reads the outbox until lease_until (Unix milliseconds).
+	// owner reads the outbox until lease_until (Unix milliseconds). epoch
+	// names the sequence (see History); set by sqliteInstall.
 	`CREATE TABLE IF NOT EXISTS restlive_cursor (
 		name TEXT PRIMARY KEY,
 		published INTEGER NOT NULL DEFAULT 0,
 		owner TEXT NOT NULL DEFAULT '',
-		lease_until INTEGER NOT NULL DEFAULT 0
+		lease_until INTEGER NOT NULL DEFAULT 0,
+		epoch TEXT NOT NULL DEFAULT ''
 	)`,
 	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
 	`CREATE TRIGGER IF NOT EXISTS restlive_outbox_keep_newest BEFORE DELETE ON restlive_outbox
 		WHEN NOT EXISTS (SELECT 1 FROM restlive_outbox WHERE seq > OLD.seq)
 		BEGIN SELECT RAISE(IGNORE); END`,
+}
+
+// sqliteInstall creates the outbox and cursor, adds to a cursor created
+// by an earlier version what it lacks, and replaces the triggers of
+// tables. SQLite's ADD COLUMN has no IF NOT EXISTS, and takes no random
+// default: the epoch is set after.
+func sqliteInstall(ctx context.Context, conn *sql.Conn, tables []Table) error {
+	if err := execAll(ctx, conn, sqliteSchema); err != nil {
+		return err
+	}
+	var hasEpoch bool
+	if err := conn.QueryRowContext(ctx,
+		`SELECT count(*) > 0 FROM pragma_table_info('restlive_cursor') WHERE name = 'epoch'`).Scan(&hasEpoch); err != nil {
+		return err
+	}
+	stmts := []string{`UPDATE restlive_cursor SET epoch = lower(hex(randomblob(8))) WHERE epoch = ''`}
+	if !hasEpoch {
+		stmts = slices.Insert(stmts, 0, `ALTER TABLE restlive_cursor ADD COLUMN epoch TEXT NOT NULL DEFAULT ''`)
+	}
+	for _, t := range tables {
+		stmts = append(stmts, sqliteDropTriggers(t.Table)...)
+		stmts = append(stmts, sqliteTriggers(t)...)
+	}
+	return execAll(ctx, conn, stmts)
 }
 
 // sqliteTriggerSuffixes name a table's triggers: insert, update, update
@@ -148,7 +174,7 @@ func errCursorAhead(published, newest int64) error {
 	return fmt.Errorf("capture: restlive_cursor says seq %d is published, but the newest row of restlive_outbox "+
 		"has seq %d: the outbox was emptied or recreated, and the changes written since then have seqs "+
 		"the reader counts as published; to publish them and start the sequence again, "+
-		"run DELETE FROM restlive_cursor and call capture.Install", published, newest)
+		"run DELETE FROM restlive_cursor and call capture.Install, which starts a new epoch", published, newest)
 }
 
 func (b *sqliteBackend) standby() time.Duration { return b.cfg.Lease / 5 }

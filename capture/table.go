@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -146,21 +147,19 @@ func Install(ctx context.Context, db *sql.DB, d Dialect, tables ...Table) error 
 			return err
 		}
 	}
-	var stmts []string
-	switch d {
-	case SQLite:
-		stmts = append(stmts, sqliteSchema...)
-		for _, t := range tables {
-			stmts = append(stmts, sqliteDropTriggers(t.Table)...)
-			stmts = append(stmts, sqliteTriggers(t)...)
+	err := execTx(ctx, db, d, func(ctx context.Context, conn *sql.Conn) error {
+		switch d {
+		case SQLite:
+			return sqliteInstall(ctx, conn, tables)
+		default:
+			stmts := slices.Clone(postgresSchema)
+			for _, t := range tables {
+				stmts = append(stmts, postgresTrigger(t)...)
+			}
+			return execAll(ctx, conn, stmts)
 		}
-	case Postgres:
-		stmts = append(stmts, postgresSchema...)
-		for _, t := range tables {
-			stmts = append(stmts, postgresTrigger(t)...)
-		}
-	}
-	if err := execTx(ctx, db, d, stmts); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("capture: install: %w", err)
 	}
 	return nil
@@ -184,18 +183,21 @@ func Remove(ctx context.Context, db *sql.DB, d Dialect, tables ...string) error 
 			stmts = append(stmts, postgresDropTrigger(name)...)
 		}
 	}
-	if err := execTx(ctx, db, d, stmts); err != nil {
+	err := execTx(ctx, db, d, func(ctx context.Context, conn *sql.Conn) error {
+		return execAll(ctx, conn, stmts)
+	})
+	if err != nil {
 		return fmt.Errorf("capture: remove: %w", err)
 	}
 	return nil
 }
 
-// execTx runs stmts in one transaction. On SQLite the transaction is
-// BEGIN IMMEDIATE: a deferred one that reads the schema first could fail
-// with SQLITE_BUSY when upgrading to a write, busy_timeout or not. On
+// execTx runs f in one transaction. On SQLite the transaction is BEGIN
+// IMMEDIATE: a deferred one that reads the schema first could fail with
+// SQLITE_BUSY when upgrading to a write, busy_timeout or not. On
 // PostgreSQL a transaction-level advisory lock serializes concurrent
 // installers, whose CREATE TABLE IF NOT EXISTS would otherwise race.
-func execTx(ctx context.Context, db *sql.DB, d Dialect, stmts []string) (err error) {
+func execTx(ctx context.Context, db *sql.DB, d Dialect, f func(context.Context, *sql.Conn) error) (err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
@@ -219,11 +221,19 @@ func execTx(ctx context.Context, db *sql.DB, d Dialect, stmts []string) (err err
 			return err
 		}
 	}
+	if err := f(ctx, conn); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// execAll runs stmts in order, saying which one failed.
+func execAll(ctx context.Context, conn *sql.Conn, stmts []string) error {
 	for _, s := range stmts {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("%w (in %.80q)", err, s)
 		}
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	return nil
 }
