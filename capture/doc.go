@@ -14,6 +14,10 @@
 //
 // # Databases
 //
+// Each database has its Dialect: capture.SQLite, and pgcapture.Dialect
+// for PostgreSQL, in package capture/pgcapture so that a program that
+// uses only SQLite links no PostgreSQL driver.
+//
 // SQLite through the pure-Go github.com/glebarez/go-sqlite driver
 // (GORM's github.com/glebarez/sqlite). The reader reads while the
 // application writes, so open the database in WAL mode with a busy
@@ -34,7 +38,7 @@
 // connection sets PRAGMA recursive_triggers.
 //
 // PostgreSQL 15 or later through github.com/jackc/pgx/v5/stdlib (GORM's
-// gorm.io/driver/postgres). The triggers NOTIFY at commit, which wakes the
+// gorm.io/driver/postgres), with pgcapture.Dialect. The triggers NOTIFY at commit, which wakes the
 // reader; a poll every second is a safety net. While writes keep coming
 // the reader stops listening and reads every Config.BatchDelay instead,
 // since relaying a notification to a listener costs each commit more than
@@ -47,7 +51,8 @@
 // A captured write adds an outbox row to its transaction: one more page
 // written per commit on SQLite, a row, an index entry and a notification
 // on PostgreSQL. The reader's work per change falls as its batches grow.
-// BenchmarkInsert (raw SQL) and gormlive's BenchmarkCreate measure both.
+// BenchmarkInsert (raw SQL, in this package for SQLite and in pgcapture
+// for PostgreSQL) and gormlive's BenchmarkCreate measure both.
 //
 // # Outbox and cursor
 //
@@ -78,7 +83,7 @@
 // 60 bytes a change with one field). On PostgreSQL the reader logs each
 // read in the statement that reads: about 94 bytes on disk and 160 of
 // write-ahead log a read, a read being one change when writes come one
-// at a time and many under load (BenchmarkPostgresReadLog), against
+// at a time and many under load (pgcapture's BenchmarkReadLog), against
 // about 144 bytes the outbox keeps per change. Deleting outbox rows by
 // hand empties that log, so offsets from before are not answered rather
 // than answered wrong.

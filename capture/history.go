@@ -3,10 +3,10 @@ package capture
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/restlive/restlive/capture/internal/outbox"
 	"github.com/restlive/restlive/live"
 )
 
@@ -27,7 +27,7 @@ var _ live.History = (*History)(nil)
 
 // NewHistory returns the history of the outbox Install created in db.
 func NewHistory(db *sql.DB, d Dialect) (*History, error) {
-	if err := d.check(); err != nil {
+	if err := checkDialect(d); err != nil {
 		return nil, err
 	}
 	if db == nil {
@@ -61,77 +61,9 @@ func (h *History) Since(ctx context.Context, since live.Position, models []strin
 	if limit <= 0 {
 		limit = defaultHistoryLimit
 	}
-	var rows []row
-	var err error
-	switch h.dialect {
-	case SQLite:
-		rows, err = sqliteSince(ctx, h.db, since, models, limit)
-	default:
-		rows, err = postgresSince(ctx, h.db, since, models, limit)
-	}
+	rows, err := h.dialect.Since(ctx, h.db, since, models, limit)
 	if err != nil {
 		return nil, fmt.Errorf("capture: read history: %w", err)
 	}
-	return changes(nil, rows), nil
-}
-
-// checkPosition returns an error wrapping live.ErrHistoryGone unless pos
-// is of epoch and not ahead of published.
-func checkPosition(pos live.Position, epoch string, published int64) error {
-	if pos.Epoch != epoch {
-		return fmt.Errorf("position of epoch %q, the outbox's is %q: %w", pos.Epoch, epoch, live.ErrHistoryGone)
-	}
-	if pos.Seq > uint64(published) {
-		return fmt.Errorf("position %d ahead of the last published, %d: %w", pos.Seq, published, live.ErrHistoryGone)
-	}
-	return nil
-}
-
-func errTooLong(n int64, limit int) error {
-	return fmt.Errorf("%d or more changes to read, more than %d: %w", n, limit, live.ErrHistoryTooLong)
-}
-
-// sqliteSince reads the rows after pos up to the cursor, in one read
-// transaction. Seqs are rowids, handed out one after another and never
-// reused (see sqliteSchema), so the rows after pos are all there exactly
-// when there are as many as the seqs between: fewer means some were
-// pruned or deleted, whichever they were.
-func sqliteSince(ctx context.Context, db *sql.DB, pos live.Position, models []string, limit int) (_ []row, err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	var epoch string
-	var published int64
-	if err := tx.QueryRowContext(ctx,
-		`SELECT epoch, published FROM restlive_cursor WHERE name = 'default'`).Scan(&epoch, &published); err != nil {
-		return nil, err
-	}
-	if err := checkPosition(pos, epoch, published); err != nil {
-		return nil, err
-	}
-	from, want := int64(pos.Seq), published-int64(pos.Seq)
-	if want > int64(limit) {
-		return nil, errTooLong(want, limit)
-	}
-	var have int64
-	if err := tx.QueryRowContext(ctx,
-		`SELECT count(*) FROM restlive_outbox WHERE seq > ? AND seq <= ?`, from, published).Scan(&have); err != nil {
-		return nil, err
-	}
-	if have != want {
-		return nil, fmt.Errorf("%d of the %d changes after %d pruned: %w", want-have, want, pos.Seq, live.ErrHistoryGone)
-	}
-	names, err := json.Marshal(models)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, model, pk, op, old, new FROM restlive_outbox
-		WHERE seq > ? AND seq <= ? AND model IN (SELECT value FROM json_each(?)) ORDER BY seq`,
-		from, published, string(names))
-	if err != nil {
-		return nil, err
-	}
-	return scanRows(rows)
+	return outbox.Changes(nil, rows), nil
 }

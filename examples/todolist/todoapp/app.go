@@ -26,6 +26,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/rest"
@@ -172,7 +173,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	a.closeRouter = sync.OnceValue(a.router.Close)
 	a.router.Register(lists, tasks)
 
-	a.reader, err = gormlive.NewCaptureReader(a.db, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
+	a.reader, err = gormlive.NewCaptureReader(a.db, a.dialect, capture.Config{Publisher: a.router.Layer(), Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
@@ -242,7 +243,7 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 		dialect   capture.Dialect
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		dialector, dialect = postgres.Open(dsn), capture.Postgres
+		dialector, dialect = postgres.Open(dsn), pgcapture.Dialect
 	} else {
 		if strings.ContainsAny(dsn, "?#") {
 			return fmt.Errorf("todolist: SQLite path %q: '?' and '#' are not allowed", dsn)
@@ -296,7 +297,7 @@ func (a *App) migrate(ctx context.Context, lists *gormlive.View[List], tasks *go
 	if err != nil {
 		return fmt.Errorf("todolist: migrate: %w", err)
 	}
-	if err := gormlive.InstallCapture(ctx, a.db, lists, tasks); err != nil {
+	if err := gormlive.InstallCapture(ctx, a.db, a.dialect, lists, tasks); err != nil {
 		return fmt.Errorf("todolist: %w", err)
 	}
 	return nil

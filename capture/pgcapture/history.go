@@ -1,4 +1,4 @@
-package capture
+package pgcapture
 
 import (
 	"cmp"
@@ -10,23 +10,24 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/restlive/restlive/capture/internal/outbox"
 	"github.com/restlive/restlive/live"
 )
 
 // On PostgreSQL the outbox rows carry no seq: the reader gives it as it
-// reads (see the top of postgres.go). What it writes down is its reads,
+// reads (see the top of schema.go). What it writes down is its reads,
 // in restlive_reads: the seq of each read's first change and the done
 // snapshot it read after. A read's changes are the rows of transactions
 // not visible in its done snapshot and visible in the next read's, in
 // (xid, id) order, so seqs can be given again to any row still kept.
 //
-// postgresSince reads, in one snapshot, the rows not visible in the done
+// Since reads, in one snapshot, the rows not visible in the done
 // snapshot of the read that gave pos.Seq+1: every change after pos, some
 // before it in the same read, and those committed but not yet read. It
 // then gives each row its seq by finding its read: visibility only grows
 // from one done snapshot to the next, so a binary search over them finds
 // the last one that does not see the row.
-func postgresSince(ctx context.Context, db *sql.DB, pos live.Position, models []string, limit int) (_ []row, err error) {
+func (dialect) Since(ctx context.Context, db *sql.DB, pos live.Position, models []string, limit int) ([]outbox.Row, error) {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func postgresSince(ctx context.Context, db *sql.DB, pos live.Position, models []
 		FROM restlive_cursor WHERE name = 'default'`).Scan(&c.epoch, &c.published, &c.done, &c.edge, &c.between); err != nil {
 		return nil, err
 	}
-	if err := checkPosition(pos, c.epoch, c.published); err != nil {
+	if err := outbox.CheckPosition(pos, c.epoch, c.published); err != nil {
 		return nil, err
 	}
 	reads, err := readsSince(ctx, tx, pos.Seq, limit)
@@ -60,7 +61,7 @@ func postgresSince(ctx context.Context, db *sql.DB, pos live.Position, models []
 		return nil, fmt.Errorf("position %d older than the oldest read kept: %w", pos.Seq, live.ErrHistoryGone)
 	}
 	if n := c.published - reads[0].first + 1; n > int64(limit) {
-		return nil, errTooLong(n, limit)
+		return nil, outbox.ErrTooLong(n, limit)
 	}
 	edge, err := parseSnapshot(c.edge)
 	if err != nil {
@@ -108,7 +109,7 @@ func readsSince(ctx context.Context, tx *sql.Tx, pos uint64, limit int) ([]pgRea
 		return nil, err
 	}
 	if len(reads) > limit {
-		return nil, errTooLong(int64(len(reads)), limit)
+		return nil, outbox.ErrTooLong(int64(len(reads)), limit)
 	}
 	return reads, nil
 }
@@ -116,7 +117,7 @@ func readsSince(ctx context.Context, tx *sql.Tx, pos uint64, limit int) ([]pgRea
 // A pgRow is an outbox row read by History, with its transaction id;
 // those of other models than wanted carry only what orders them.
 type pgRow struct {
-	row
+	outbox.Row
 	xid    uint64
 	wanted bool
 }
@@ -138,7 +139,7 @@ func rowsAfter(ctx context.Context, tx *sql.Tx, done string, models []string, li
 	for rows.Next() {
 		var w pgRow
 		var xid string
-		if err := rows.Scan(&xid, &w.wanted, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
+		if err := rows.Scan(&xid, &w.wanted, &w.Model, &w.PK, &w.Op, &w.Old, &w.New); err != nil {
 			return nil, err
 		}
 		if w.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
@@ -150,7 +151,7 @@ func rowsAfter(ctx context.Context, tx *sql.Tx, done string, models []string, li
 		return nil, err
 	}
 	if len(out) > limit {
-		return nil, errTooLong(int64(len(out)), limit)
+		return nil, outbox.ErrTooLong(int64(len(out)), limit)
 	}
 	return out, nil
 }
@@ -158,7 +159,7 @@ func rowsAfter(ctx context.Context, tx *sql.Tx, done string, models []string, li
 // sequence gives each row the seq its read gave it, or 0 if edge, the
 // snapshot of the read under way or the last one, does not see it; and
 // returns the wanted rows after seq pos, in seq order, then the unread.
-func sequence(rows []pgRow, reads []pgRead, edge snapshot, pos uint64) []row {
+func sequence(rows []pgRow, reads []pgRead, edge snapshot, pos uint64) []outbox.Row {
 	given := make([]int64, len(reads)) // changes given per read so far
 	for i := range rows {
 		w := &rows[i]
@@ -170,20 +171,20 @@ func sequence(rows []pgRow, reads []pgRead, edge snapshot, pos uint64) []row {
 		if j < 0 {
 			continue // seen by the first read's done: not read after it
 		}
-		w.seq = uint64(reads[j].first + given[j])
+		w.Seq = uint64(reads[j].first + given[j])
 		given[j]++
 	}
 	// By seq; the unread (seq 0) last, in (xid, id) order as they were.
 	slices.SortStableFunc(rows, func(a, b pgRow) int {
-		if (a.seq == 0) != (b.seq == 0) {
-			return cmp.Compare(b.seq, a.seq)
+		if (a.Seq == 0) != (b.Seq == 0) {
+			return cmp.Compare(b.Seq, a.Seq)
 		}
-		return cmp.Compare(a.seq, b.seq)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
-	out := make([]row, 0, len(rows))
+	out := make([]outbox.Row, 0, len(rows))
 	for _, w := range rows {
-		if w.wanted && (w.seq == 0 || w.seq > pos) {
-			out = append(out, w.row)
+		if w.wanted && (w.Seq == 0 || w.Seq > pos) {
+			out = append(out, w.Row)
 		}
 	}
 	return out
