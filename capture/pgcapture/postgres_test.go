@@ -574,3 +574,17 @@ func TestHistoryUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallDoesNotWaitForWriters: installing the triggers of one table
+// does not wait for a transaction writing another: Install takes no lock
+// on the outbox, which every captured write holds.
+func TestInstallDoesNotWaitForWriters(t *testing.T) {
+	d := open(t)
+	d.Install(t, capturetest.Tasks, capturetest.Lists)
+	d.Begin(t, `INSERT INTO lists (id) VALUES (1)`) // left open
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := capture.Install(ctx, d.DB, Dialect, capturetest.Tasks); err != nil {
+		t.Fatalf("install while a captured write is open: %v", err)
+	}
+}

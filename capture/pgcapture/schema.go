@@ -106,8 +106,17 @@ var schema = []string{
 		RETURN NULL;
 	END
 	$restlive$`,
-	`CREATE OR REPLACE TRIGGER restlive_outbox_deleted AFTER DELETE OR TRUNCATE ON restlive_outbox
-		FOR EACH STATEMENT EXECUTE FUNCTION restlive_outbox_deleted()`,
+	// Created only when missing: creating a trigger locks the outbox
+	// against every captured write until Install commits.
+	`DO $restlive$
+	BEGIN
+		IF NOT EXISTS (SELECT FROM pg_trigger
+			WHERE tgname = 'restlive_outbox_deleted' AND tgrelid = 'restlive_outbox'::regclass) THEN
+			CREATE TRIGGER restlive_outbox_deleted AFTER DELETE OR TRUNCATE ON restlive_outbox
+				FOR EACH STATEMENT EXECUTE FUNCTION restlive_outbox_deleted();
+		END IF;
+	END
+	$restlive$`,
 }
 
 // readerSetting is set on the reader's session: its deletes from the
