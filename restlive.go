@@ -31,7 +31,9 @@ type Config struct {
 	// DB is the application's database, the views' DB. Required.
 	DB *gorm.DB
 	// Capture is the capture dialect of DB. Defaults to capture.SQLite
-	// for GORM's sqlite dialector; PostgreSQL needs it set.
+	// for GORM's sqlite dialector; PostgreSQL needs pgcapture.Dialect (of
+	// package github.com/restlive/restlive/capture/pgcapture), which a
+	// SQLite program is spared from linking.
 	Capture capture.Dialect
 	// Live configures the WebSocket router: who connects (Authenticate),
 	// the limits of a client, and the layer between processes.
@@ -70,7 +72,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("restlive: Config.DB is required")
 	}
-	if cfg.Capture == "" {
+	if cfg.Capture == nil {
 		if name := cfg.DB.Dialector.Name(); name == "sqlite" {
 			cfg.Capture = capture.SQLite
 		} else {
@@ -88,6 +90,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.WebSocketPath == "" {
 		cfg.WebSocketPath = "/ws/subscribe/"
+	}
+	if cfg.Live.History == nil {
+		// The outbox is the record clients resume from, on any process
+		// that shares the database.
+		sqlDB, err := cfg.DB.DB()
+		if err != nil {
+			return nil, fmt.Errorf("restlive: %w", err)
+		}
+		if cfg.Live.History, err = capture.NewHistory(sqlDB, cfg.Capture); err != nil {
+			return nil, fmt.Errorf("restlive: %w", err)
+		}
 	}
 	s := &Server{cfg: cfg, router: live.NewRouter(cfg.Live), mux: http.NewServeMux()}
 	s.mux.Handle(cfg.WebSocketPath, s.router)

@@ -14,6 +14,10 @@
 //
 // # Databases
 //
+// Each database has its Dialect: capture.SQLite, and pgcapture.Dialect
+// for PostgreSQL, in package capture/pgcapture so that a program that
+// uses only SQLite links no PostgreSQL driver.
+//
 // SQLite through the pure-Go github.com/glebarez/go-sqlite driver
 // (GORM's github.com/glebarez/sqlite). The reader reads while the
 // application writes, so open the database in WAL mode with a busy
@@ -24,12 +28,17 @@
 // Without WAL the reader's polls block writers; without busy_timeout a
 // writer that meets the reader's cursor update fails with SQLITE_BUSY.
 // The reader polls (every 5ms by default) and Reader.Nudge wakes it at
-// once after a write through this process. Writes made with INSERT OR
-// REPLACE report the replaced row as an insert, without its old values,
-// since SQLite fires no delete trigger for it.
+// once after a write through this process. INSERT OR REPLACE over an
+// existing row is reported as an update from the replaced row's values
+// (a trigger before each insert looks its pk up, since SQLite fires no
+// delete trigger for the replaced row), and INSERT OR IGNORE or ON
+// CONFLICT DO NOTHING over one as an update that changed nothing. Rows
+// that REPLACE deletes for a UNIQUE constraint other than the primary
+// key, or in an UPDATE OR REPLACE, are not reported unless the
+// connection sets PRAGMA recursive_triggers.
 //
 // PostgreSQL 15 or later through github.com/jackc/pgx/v5/stdlib (GORM's
-// gorm.io/driver/postgres). The triggers NOTIFY at commit, which wakes the
+// gorm.io/driver/postgres), with pgcapture.Dialect. The triggers NOTIFY at commit, which wakes the
 // reader; a poll every second is a safety net. While writes keep coming
 // the reader stops listening and reads every Config.BatchDelay instead,
 // since relaying a notification to a listener costs each commit more than
@@ -42,14 +51,16 @@
 // A captured write adds an outbox row to its transaction: one more page
 // written per commit on SQLite, a row, an index entry and a notification
 // on PostgreSQL. The reader's work per change falls as its batches grow.
-// BenchmarkInsert (raw SQL) and gormlive's BenchmarkCreate measure both.
+// BenchmarkInsert (raw SQL, in this package for SQLite and in pgcapture
+// for PostgreSQL) and gormlive's BenchmarkCreate measure both.
 //
 // # Outbox and cursor
 //
 // Install creates restlive_outbox (one row per written row: model, pk, op,
 // and the Table's Fields before and after as JSON; on PostgreSQL also the
-// writing transaction's id) and restlive_cursor (how far the reader has
-// published, and who reads). Seq increases by one per change
+// writing transaction's id), restlive_cursor (how far the reader has
+// published, who reads, and the sequence's epoch) and, on PostgreSQL,
+// restlive_reads (a log of the reader's reads). Seq increases by one per change
 // published: on SQLite it is the outbox row's rowid, given in commit
 // order; on PostgreSQL the reader gives it as it reads, by snapshot, and
 // does not write it to the row. Transactions are published in commit
@@ -57,7 +68,25 @@
 // the reader (a millisecond apart under load) come in the order they first
 // wrote, each with all its changes in the order it made them. The reader
 // prunes published rows older than Config.Retention or beyond
-// Config.MaxRows.
+// Config.MaxRows. Delete rows by hand if you must, but on SQLite the
+// newest row stays whatever the DELETE says (a trigger keeps it), since
+// the next seq is one more than the highest left.
+//
+// # History
+//
+// NewHistory answers live.History from the outbox: which changes came
+// after a client's offset, on any process of the database, for as long
+// as the reader keeps them (Config.Retention and Config.MaxRows). An
+// offset is a seq and the epoch of the sequence, a random name Install
+// gives the cursor when it creates it: an outbox installed anew starts
+// another. On SQLite that costs nothing beyond the outbox's rows (about
+// 60 bytes a change with one field). On PostgreSQL the reader logs each
+// read in the statement that reads: about 94 bytes on disk and 160 of
+// write-ahead log a read, a read being one change when writes come one
+// at a time and many under load (pgcapture's BenchmarkReadLog), against
+// about 144 bytes the outbox keeps per change. Deleting outbox rows by
+// hand empties that log, so offsets from before are not answered rather
+// than answered wrong.
 //
 // # Many processes
 //

@@ -1,18 +1,17 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/restlive/restlive/capture/internal/outbox"
 	"github.com/restlive/restlive/live"
 )
 
@@ -39,12 +38,16 @@ type Config struct {
 	// coming: a NOTIFY to a listener costs the writing transaction's
 	// commit more than the trigger does.
 	BatchDelay time.Duration
-	// Retention is how long published outbox rows are kept (for clients
-	// that resume from a seq). Defaults to 24 hours.
+	// Retention is how long published outbox rows are kept, and so how
+	// long a client's offset stays resumable (see History). On PostgreSQL
+	// rows go with the read that published them, once the read after it
+	// is that old. Defaults to 24 hours.
 	Retention time.Duration
-	// MaxRows is how many outbox rows are kept at most, whatever their
-	// age. Rows not yet published are never deleted. Defaults to
-	// 1,000,000.
+	// MaxRows is how many published outbox rows are kept at most,
+	// whatever their age: offsets older than the last MaxRows changes
+	// are not resumable. Rows not yet published are never deleted. On
+	// PostgreSQL rows go by whole reads, and the newest read stays
+	// whatever its size. Defaults to 1,000,000.
 	MaxRows int64
 	// PruneInterval is how often old outbox rows are deleted. Defaults to
 	// 1 minute.
@@ -59,21 +62,15 @@ type Config struct {
 	Lease time.Duration
 	// Logger receives the reader's events. Defaults to slog.Default().
 	Logger *slog.Logger
-
-	// testHookListening, if set, is called when a PostgreSQL reader
-	// starts waiting for a notification.
-	testHookListening func()
 }
 
 func (c *Config) setDefaults(d Dialect) {
+	def := d.Defaults()
 	if c.PollInterval <= 0 {
-		c.PollInterval = 5 * time.Millisecond
-		if d == Postgres {
-			c.PollInterval = time.Second
-		}
+		c.PollInterval = def.PollInterval
 	}
-	if c.BatchDelay <= 0 && d == Postgres {
-		c.BatchDelay = time.Millisecond
+	if c.BatchDelay <= 0 {
+		c.BatchDelay = def.BatchDelay
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -117,13 +114,13 @@ type Reader struct {
 	db      *sql.DB
 	dialect Dialect
 	cfg     Config
-	backend backend
+	backend outbox.Backend
 	nudged  chan struct{}
 }
 
 // NewReader returns a reader of the outbox Install created in db.
 func NewReader(db *sql.DB, d Dialect, cfg Config) (*Reader, error) {
-	if err := d.check(); err != nil {
+	if err := checkDialect(d); err != nil {
 		return nil, err
 	}
 	if db == nil {
@@ -134,17 +131,12 @@ func NewReader(db *sql.DB, d Dialect, cfg Config) (*Reader, error) {
 	}
 	cfg.setDefaults(d)
 	r := &Reader{db: db, dialect: d, cfg: cfg, nudged: make(chan struct{}, 1)}
-	switch d {
-	case SQLite:
-		r.backend = &sqliteBackend{db: db, cfg: &r.cfg, owner: ownerID()}
-	case Postgres:
-		r.backend = &postgresBackend{db: db, cfg: &r.cfg, owner: ownerID()}
-	}
+	r.backend = d.Backend(db, outbox.Settings{Lease: cfg.Lease, Logger: cfg.Logger, Owner: ownerID()})
 	return r, nil
 }
 
-// ownerID names this reader in the SQLite lease: unique, and readable by
-// an operator looking at the cursor table.
+// ownerID names this reader in the cursor: unique, and readable by an
+// operator looking at the cursor table.
 func ownerID() string {
 	host, _ := os.Hostname()
 	b := make([]byte, 6)
@@ -177,10 +169,10 @@ func (r *Reader) Run(ctx context.Context) error {
 	backoff := newBackoff(r.cfg.Lease)
 	standingBy := false
 	for ctx.Err() == nil {
-		s, err := r.backend.lead(ctx)
+		s, err := r.backend.Lead(ctx)
 		if ctx.Err() != nil {
 			if s != nil {
-				s.close()
+				s.Close()
 			}
 			break
 		}
@@ -194,20 +186,20 @@ func (r *Reader) Run(ctx context.Context) error {
 				log.InfoContext(ctx, "capture: another process reads the outbox; standing by")
 				standingBy = true
 			}
-			sleep(ctx, r.backend.standby())
+			sleep(ctx, r.backend.Standby())
 			continue
 		}
 		standingBy = false
-		log.InfoContext(ctx, "capture: reading the outbox", "dialect", string(r.dialect))
+		log.InfoContext(ctx, "capture: reading the outbox", "dialect", r.dialect.String())
 		err = r.serve(ctx, s, backoff)
-		s.close()
+		s.Close()
 		if ctx.Err() != nil {
 			if err != nil && !errors.Is(err, ctx.Err()) {
 				log.Warn("capture: outbox reader stopped with an error", "err", err)
 			}
 			break
 		}
-		if errors.Is(err, errLostLead) {
+		if errors.Is(err, outbox.ErrLostLead) {
 			log.WarnContext(ctx, "capture: lost the outbox lease to another process")
 			continue
 		}
@@ -218,31 +210,22 @@ func (r *Reader) Run(ctx context.Context) error {
 	return nil
 }
 
-// queryTimeout bounds each statement of the reader.
-const queryTimeout = 30 * time.Second
-
-// cursorDelay bounds how long the cursor may lag behind what was
-// published while the reader is busy. Writing it after every batch would
-// cost SQLite a write transaction per batch, as many as the application's
-// own when it writes one row at a time.
-const cursorDelay = 10 * time.Millisecond
-
 // serve reads and publishes until ctx is cancelled or something fails.
 // The cursor is written with the next read where the database allows (on
-// PostgreSQL), at most cursorDelay after a publish otherwise, and when the
-// reader stops.
-func (r *Reader) serve(ctx context.Context, s session, backoff *backoff) (err error) {
+// PostgreSQL), at most outbox.CursorDelay after a publish otherwise, and
+// when the reader stops.
+func (r *Reader) serve(ctx context.Context, s outbox.Session, backoff *backoff) (err error) {
 	// Statements run with a context that only times out: cancelling one
 	// midway can break the session's connection (pgx does), and the
 	// cursor must still be written once changes are published, or the
 	// next reader would publish them again. ctx is checked between them.
 	db := func(f func(context.Context) error) error {
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outbox.QueryTimeout)
 		defer cancel()
 		return f(qctx)
 	}
 	defer func() {
-		if ferr := db(s.flush); ferr != nil {
+		if ferr := db(s.Flush); ferr != nil {
 			err = errors.Join(err, ferr)
 		}
 	}()
@@ -253,14 +236,14 @@ serving:
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := db(s.renew); err != nil {
+		if err := db(s.Renew); err != nil {
 			return err
 		}
 		busy := false
 		for {
-			var rows []row
+			var rows []outbox.Row
 			err := db(func(ctx context.Context) (err error) {
-				rows, err = s.next(ctx, r.cfg.BatchSize)
+				rows, err = s.Next(ctx, r.cfg.BatchSize)
 				return err
 			})
 			if err != nil {
@@ -270,10 +253,10 @@ serving:
 				break
 			}
 			busy = true
-			if !s.valid() {
-				return errLostLead
+			if !s.Valid() {
+				return outbox.ErrLostLead
 			}
-			if err := r.cfg.Publisher.Publish(ctx, r.changes(rows)); err != nil {
+			if err := r.cfg.Publisher.Publish(ctx, outbox.Changes(r.cfg.Logger, rows)); err != nil {
 				// A broker outage fails every process alike: keep the lead
 				// and retry, unless failing has lasted a lease, when another
 				// process may well publish where this one cannot.
@@ -291,8 +274,8 @@ serving:
 				r.cfg.Logger.InfoContext(ctx, "capture: publishing again", "after", time.Since(failingSince).Round(time.Millisecond))
 				failingSince = time.Time{}
 			}
-			last := rows[len(rows)-1].seq
-			if err := db(func(ctx context.Context) error { return s.commit(ctx, last) }); err != nil {
+			last := rows[len(rows)-1].Seq
+			if err := db(func(ctx context.Context) error { return s.Commit(ctx, last) }); err != nil {
 				return err
 			}
 			backoff.reset()
@@ -303,13 +286,13 @@ serving:
 		// The cursor waits for the next read, which may write it for free,
 		// unless this one found nothing: then the reader is idle.
 		if !busy {
-			if err := db(s.flush); err != nil {
+			if err := db(s.Flush); err != nil {
 				return err
 			}
 		}
 		if now := time.Now(); now.After(nextPrune) {
 			nextPrune = now.Add(r.cfg.PruneInterval)
-			n, err := s.prune(ctx, r.cfg.Retention, r.cfg.MaxRows)
+			n, err := s.Prune(ctx, r.cfg.Retention, r.cfg.MaxRows)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -320,10 +303,10 @@ serving:
 			}
 		}
 		poll := r.cfg.PollInterval
-		if s.dirty() {
-			poll = min(poll, cursorDelay)
+		if s.Dirty() {
+			poll = min(poll, outbox.CursorDelay)
 		}
-		if err := s.wait(ctx, poll, r.nudged, busy); err != nil {
+		if err := s.Wait(ctx, poll, r.nudged, busy); err != nil {
 			return err
 		}
 		if busy && r.cfg.BatchDelay > 0 {
@@ -333,124 +316,6 @@ serving:
 			sleep(ctx, r.cfg.BatchDelay)
 		}
 	}
-}
-
-// changes converts outbox rows. A row with an unknown op or values that
-// cannot be decoded (written by hand, not by a trigger) is still
-// published, as an update with Old and New unknown, which makes the hub
-// re-check every scope holding the row.
-func (r *Reader) changes(rows []row) []live.Change {
-	out := make([]live.Change, len(rows))
-	for i, w := range rows {
-		c := live.Change{Seq: w.seq, Model: w.model, PK: w.pk, Op: live.OpUpdate}
-		var err error
-		switch w.op {
-		case "I", "U", "D":
-			c.Op = live.Op(w.op[0])
-			if c.Old, err = decodeFields(w.old); err == nil {
-				c.New, err = decodeFields(w.new)
-			}
-		default:
-			err = fmt.Errorf("unknown op %q", w.op)
-		}
-		if err != nil {
-			r.cfg.Logger.Error("capture: bad outbox row", "seq", w.seq, "err", err)
-			c.Op, c.Old, c.New = live.OpUpdate, nil, nil
-		}
-		out[i] = c
-	}
-	return out
-}
-
-// decodeFields turns a trigger's JSON object into canonical strings; a
-// NULL column is left out, since no group has a null value.
-func decodeFields(b []byte) (map[string]string, error) {
-	if b == nil {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if v == nil {
-			continue
-		}
-		s, err := live.Canonical(v)
-		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", k, err)
-		}
-		out[k] = s
-	}
-	return out, nil
-}
-
-// A row is one outbox row.
-type row struct {
-	seq           uint64
-	model, pk, op string
-	old, new      []byte
-}
-
-func scanRows(rows *sql.Rows) ([]row, error) {
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		var w row
-		var seq int64
-		if err := rows.Scan(&seq, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
-			return nil, fmt.Errorf("capture: read outbox: %w", err)
-		}
-		w.seq = uint64(seq)
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("capture: read outbox: %w", err)
-	}
-	return out, nil
-}
-
-// errLostLead reports that another process became the reader.
-var errLostLead = errors.New("capture: lost the outbox lease")
-
-// A backend elects the reader and opens its session.
-type backend interface {
-	// lead makes this process the reader and returns its session, or nil
-	// without an error if another process is the reader.
-	lead(ctx context.Context) (session, error)
-	// standby is how long to wait before trying lead again.
-	standby() time.Duration
-}
-
-// A session is one spell as the reader.
-type session interface {
-	// next returns the next committed rows after the cursor, in seq order.
-	next(ctx context.Context, limit int) ([]row, error)
-	// valid reports whether this process is still certainly the reader.
-	valid() bool
-	// commit records seq as the last published. It may write the cursor
-	// later, when flush is called or with the next read.
-	commit(ctx context.Context, seq uint64) error
-	// flush writes the cursor if commit has not.
-	flush(ctx context.Context) error
-	// dirty reports whether flush has something to write.
-	dirty() bool
-	// renew keeps the lead, returning errLostLead if it was lost.
-	renew(ctx context.Context) error
-	// wait returns when new rows may be there: after d, on nudged, or
-	// sooner if the database says so. busy says the last read found rows;
-	// a session may then return at once, leaving the reader to read again
-	// after BatchDelay.
-	wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, busy bool) error
-	// prune deletes published rows older than retention or beyond
-	// maxRows. It stops between statements when ctx is cancelled, but does
-	// not cancel them.
-	prune(ctx context.Context, retention time.Duration, maxRows int64) (int64, error)
-	// close ends the session, giving up the lead.
-	close()
 }
 
 // backoff doubles from 50ms up to a limit.

@@ -2,37 +2,37 @@ package capture
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/restlive/restlive/capture/internal/outbox"
 )
 
-// Dialect names the SQL database behind a *sql.DB. Its values are the
-// names GORM's dialectors report, so capture.Dialect(db.Dialector.Name())
-// works.
-type Dialect string
+// A Dialect is the SQL of one database: SQLite, or PostgreSQL's
+// pgcapture.Dialect, which is in a package of its own so that a program
+// that uses only SQLite links no PostgreSQL driver.
+//
+// Its methods are for this module's dialect packages: they speak types
+// of an internal package, so no other module can implement a Dialect,
+// nor has any use for calling them, except String, which names the
+// database.
+type Dialect interface {
+	outbox.Dialect
+}
 
-// The supported databases.
-const (
-	// SQLite through the pure-Go driver github.com/glebarez/go-sqlite
-	// (database/sql driver name "sqlite"), as GORM's
-	// github.com/glebarez/sqlite opens it.
-	SQLite Dialect = "sqlite"
-	// PostgreSQL 15 or later, through github.com/jackc/pgx/v5/stdlib (as
-	// GORM's gorm.io/driver/postgres opens it), which the reader needs for
-	// LISTEN.
-	Postgres Dialect = "postgres"
-)
+// SQLite is the Dialect of SQLite through the pure-Go driver
+// github.com/glebarez/go-sqlite (database/sql driver name "sqlite"), as
+// GORM's github.com/glebarez/sqlite opens it.
+var SQLite Dialect = sqliteDialect{}
 
-func (d Dialect) check() error {
-	switch d {
-	case SQLite, Postgres:
-		return nil
+func checkDialect(d Dialect) error {
+	if d == nil {
+		return errors.New("capture: no dialect (capture.SQLite, or pgcapture.Dialect for PostgreSQL)")
 	}
-	return fmt.Errorf("capture: unsupported dialect %q (want %q or %q)", string(d), SQLite, Postgres)
+	return nil
 }
 
 // A Table is a database table whose writes are captured as changes of a
@@ -103,33 +103,6 @@ func checkTableName(name string) error {
 	return nil
 }
 
-// quoteIdent quotes a checked, possibly schema-qualified, name.
-func quoteIdent(name string) string {
-	parts := strings.Split(name, ".")
-	for i, p := range parts {
-		parts[i] = `"` + p + `"`
-	}
-	return strings.Join(parts, ".")
-}
-
-// quoteLiteral quotes s as an SQL string literal (both dialects).
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
-// objectName names a trigger or function of a table: prefix plus the
-// table's name, shortened with a hash when it would pass PostgreSQL's
-// 63-byte identifier limit (which would otherwise truncate two long names
-// to the same one).
-func objectName(prefix, table string) string {
-	name := prefix + strings.ReplaceAll(table, ".", "__")
-	if len(name) <= 63 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(table))
-	return name[:50] + "_" + hex.EncodeToString(sum[:6])
-}
-
 // Install creates the outbox and cursor tables if they do not exist and
 // installs (or replaces) the capture triggers of tables, in one
 // transaction, so no write is missed while triggers are replaced. It is
@@ -138,29 +111,17 @@ func objectName(prefix, table string) string {
 // table (as GORM's SQLite migrator does to alter a column) drops its
 // triggers.
 func Install(ctx context.Context, db *sql.DB, d Dialect, tables ...Table) error {
-	if err := d.check(); err != nil {
+	if err := checkDialect(d); err != nil {
 		return err
 	}
-	for _, t := range tables {
+	checked := make([]outbox.Table, len(tables))
+	for i, t := range tables {
 		if err := t.check(); err != nil {
 			return err
 		}
+		checked[i] = outbox.Table(t)
 	}
-	var stmts []string
-	switch d {
-	case SQLite:
-		stmts = append(stmts, sqliteSchema...)
-		for _, t := range tables {
-			stmts = append(stmts, sqliteDropTriggers(t.Table)...)
-			stmts = append(stmts, sqliteTriggers(t)...)
-		}
-	case Postgres:
-		stmts = append(stmts, postgresSchema...)
-		for _, t := range tables {
-			stmts = append(stmts, postgresTrigger(t)...)
-		}
-	}
-	if err := execTx(ctx, db, d, stmts); err != nil {
+	if err := d.Install(ctx, db, checked); err != nil {
 		return fmt.Errorf("capture: install: %w", err)
 	}
 	return nil
@@ -169,61 +130,16 @@ func Install(ctx context.Context, db *sql.DB, d Dialect, tables ...Table) error 
 // Remove drops the capture triggers of the named tables, so their writes
 // are no longer captured. The outbox keeps the changes already recorded.
 func Remove(ctx context.Context, db *sql.DB, d Dialect, tables ...string) error {
-	if err := d.check(); err != nil {
+	if err := checkDialect(d); err != nil {
 		return err
 	}
-	var stmts []string
 	for _, name := range tables {
 		if err := checkTableName(name); err != nil {
 			return err
 		}
-		switch d {
-		case SQLite:
-			stmts = append(stmts, sqliteDropTriggers(name)...)
-		case Postgres:
-			stmts = append(stmts, postgresDropTrigger(name)...)
-		}
 	}
-	if err := execTx(ctx, db, d, stmts); err != nil {
+	if err := d.Remove(ctx, db, tables); err != nil {
 		return fmt.Errorf("capture: remove: %w", err)
 	}
 	return nil
-}
-
-// execTx runs stmts in one transaction. On SQLite the transaction is
-// BEGIN IMMEDIATE: a deferred one that reads the schema first could fail
-// with SQLITE_BUSY when upgrading to a write, busy_timeout or not. On
-// PostgreSQL a transaction-level advisory lock serializes concurrent
-// installers, whose CREATE TABLE IF NOT EXISTS would otherwise race.
-func execTx(ctx context.Context, db *sql.DB, d Dialect, stmts []string) (err error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	begin := "BEGIN"
-	if d == SQLite {
-		begin = "BEGIN IMMEDIATE"
-	}
-	if _, err := conn.ExecContext(ctx, begin); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			// The context may be what failed: roll back regardless.
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	if d == Postgres {
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", installLockKey); err != nil {
-			return err
-		}
-	}
-	for _, s := range stmts {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("%w (in %.80q)", err, s)
-		}
-	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
 }

@@ -55,24 +55,12 @@ type CaptureTabler interface {
 
 var _ CaptureTabler = (*View[struct{ ID int }])(nil)
 
-// CaptureDialect returns the capture.Dialect of db's dialector: SQLite
-// (github.com/glebarez/sqlite) or PostgreSQL (gorm.io/driver/postgres).
-func CaptureDialect(db *gorm.DB) (capture.Dialect, error) {
-	switch name := db.Dialector.Name(); name {
-	case "sqlite":
-		return capture.SQLite, nil
-	case "postgres":
-		return capture.Postgres, nil
-	default:
-		return "", fmt.Errorf("gormlive: capture does not support the %q dialect", name)
-	}
-}
-
 // InstallCapture installs the outbox and the capture triggers of views'
-// tables in db (see capture.Install). Call it at every start, after
+// tables in db, whose dialect is d: capture.SQLite, or pgcapture.Dialect
+// for PostgreSQL (see capture.Install). Call it at every start, after
 // AutoMigrate: a migration that rebuilds a table drops its triggers.
-func InstallCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) error {
-	d, sqlDB, err := captureDB(db)
+func InstallCapture(ctx context.Context, db *gorm.DB, d capture.Dialect, views ...CaptureTabler) error {
+	sqlDB, err := captureDB(db)
 	if err != nil {
 		return err
 	}
@@ -87,8 +75,8 @@ func InstallCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) er
 
 // RemoveCapture drops the capture triggers of views' tables (see
 // capture.Remove).
-func RemoveCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) error {
-	d, sqlDB, err := captureDB(db)
+func RemoveCapture(ctx context.Context, db *gorm.DB, d capture.Dialect, views ...CaptureTabler) error {
+	sqlDB, err := captureDB(db)
 	if err != nil {
 		return err
 	}
@@ -104,22 +92,18 @@ func RemoveCapture(ctx context.Context, db *gorm.DB, views ...CaptureTabler) err
 }
 
 // NewCaptureReader returns a capture.Reader of db's outbox.
-func NewCaptureReader(db *gorm.DB, cfg capture.Config) (*capture.Reader, error) {
-	d, sqlDB, err := captureDB(db)
+func NewCaptureReader(db *gorm.DB, d capture.Dialect, cfg capture.Config) (*capture.Reader, error) {
+	sqlDB, err := captureDB(db)
 	if err != nil {
 		return nil, err
 	}
 	return capture.NewReader(sqlDB, d, cfg)
 }
 
-func captureDB(db *gorm.DB) (capture.Dialect, *sql.DB, error) {
-	d, err := CaptureDialect(db)
-	if err != nil {
-		return "", nil, err
-	}
+func captureDB(db *gorm.DB) (*sql.DB, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
-		return "", nil, fmt.Errorf("gormlive: capture: %w", err)
+		return nil, fmt.Errorf("gormlive: capture: %w", err)
 	}
-	return d, sqlDB, nil
+	return sqlDB, nil
 }

@@ -48,12 +48,12 @@ func BenchmarkCreate(b *testing.B) {
 				nudge := func() {}
 				if mode != "plain" {
 					view := &gormlive.View[Todo]{Label: "test.Todo", DB: db, GroupFields: []string{"list_id"}}
-					if err := gormlive.InstallCapture(b.Context(), db, view); err != nil {
+					if err := gormlive.InstallCapture(b.Context(), db, captureDialect(db), view); err != nil {
 						b.Fatal(err)
 					}
 				}
 				if mode == "reader" {
-					reader, err := gormlive.NewCaptureReader(db, capture.Config{
+					reader, err := gormlive.NewCaptureReader(db, captureDialect(db), capture.Config{
 						Publisher: discard{},
 						Logger:    slog.New(slog.DiscardHandler),
 					})

@@ -7,10 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
 )
+
+// captureDialect is the capture dialect of db's GORM dialector.
+func captureDialect(db *gorm.DB) capture.Dialect {
+	if db.Dialector.Name() == "postgres" {
+		return pgcapture.Dialect
+	}
+	return capture.SQLite
+}
 
 // changeLog is a live.Publisher that keeps what it is given.
 type changeLog struct {
@@ -82,11 +93,11 @@ func TestInstallCapture(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *testDB) {
 		ctx := context.Background()
 		v := &gormlive.View[Todo]{Label: "todolist.Todo", DB: db.DB, GroupFields: []string{"list_id"}}
-		if err := gormlive.InstallCapture(ctx, db.DB, v); err != nil {
+		if err := gormlive.InstallCapture(ctx, db.DB, captureDialect(db.DB), v); err != nil {
 			t.Fatal(err)
 		}
 		log := &changeLog{more: make(chan struct{}, 1)}
-		r, err := gormlive.NewCaptureReader(db.DB, capture.Config{Publisher: log, PollInterval: 100 * time.Millisecond})
+		r, err := gormlive.NewCaptureReader(db.DB, captureDialect(db.DB), capture.Config{Publisher: log, PollInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +134,7 @@ func TestInstallCapture(t *testing.T) {
 		if !slices.Equal(pks, []string{"1", "2", "3"}) {
 			t.Errorf("bulk update changed %v, want 1, 2, 3", pks)
 		}
-		if err := gormlive.RemoveCapture(ctx, db.DB, v); err != nil {
+		if err := gormlive.RemoveCapture(ctx, db.DB, captureDialect(db.DB), v); err != nil {
 			t.Fatal(err)
 		}
 	})

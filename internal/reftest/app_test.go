@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
@@ -56,6 +57,7 @@ func authenticate(r *http.Request) (live.Identity, error) {
 // app is one test's database, capture and layer.
 type app struct {
 	t       *testing.T
+	dialect capture.Dialect
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	layer   *live.MemoryLayer
@@ -74,7 +76,7 @@ func databases(t *testing.T, test func(t *testing.T, a *app)) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		url := testenv.PostgresDB(t)
-		a := newApp(t, postgres.Open(url), capture.Postgres)
+		a := newApp(t, postgres.Open(url), pgcapture.Dialect)
 		a.external = func(sql string) { command(t, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql) }
 		test(t, a)
 	})
@@ -86,7 +88,7 @@ func newApp(t *testing.T, dialector gorm.Dialector, dialect capture.Dialect) *ap
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{t: t, db: db, layer: live.NewMemoryLayer()}
+	a := &app{t: t, dialect: dialect, db: db, layer: live.NewMemoryLayer()}
 	if err := db.Callback().Query().Before("gorm:query").Register("reftest:count", func(*gorm.DB) { a.queries.Add(1) }); err != nil {
 		t.Fatal(err)
 	}

@@ -158,7 +158,7 @@ func TestGroupByBoolean(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
 		view.GroupFields = []string{"list_id", "done"}
-		if err := gormlive.InstallCapture(context.Background(), a.db, view); err != nil {
+		if err := gormlive.InstallCapture(context.Background(), a.db, a.dialect, view); err != nil {
 			t.Fatal(err)
 		}
 		rt := a.router(view)

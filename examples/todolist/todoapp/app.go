@@ -27,6 +27,7 @@ import (
 
 	"github.com/restlive/restlive"
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/rest"
@@ -243,7 +244,7 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 		dialect   capture.Dialect
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		dialector, dialect = postgres.Open(dsn), capture.Postgres
+		dialector, dialect = postgres.Open(dsn), pgcapture.Dialect
 	} else {
 		if strings.ContainsAny(dsn, "?#") {
 			return fmt.Errorf("todolist: SQLite path %q: '?' and '#' are not allowed", dsn)

@@ -1,66 +1,58 @@
-package capture
+package capturetest
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/live"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// discard is a Publisher that counts and drops.
-type discard struct {
+// Discard is a live.Publisher that counts and drops.
+type Discard struct {
 	mu sync.Mutex
 	n  int
 }
 
-func (d *discard) Publish(_ context.Context, changes []live.Change) error {
+func (d *Discard) Publish(_ context.Context, changes []live.Change) error {
 	d.mu.Lock()
 	d.n += len(changes)
 	d.mu.Unlock()
 	return nil
 }
 
-// BenchmarkInsert measures single-row autocommit inserts as fast as one
+// BenchInsert measures single-row autocommit inserts as fast as one
 // connection can make them: without capture ("plain"), with the triggers
 // installed ("triggers"), and with a reader publishing what they record
 // as well ("reader"), which on a 2-core machine competes with the writer.
-func BenchmarkInsert(b *testing.B) {
-	for _, db := range []struct {
-		name string
-		open func(testing.TB) *testDB
-	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
-		for _, mode := range []string{"plain", "triggers", "reader"} {
-			b.Run(db.name+"/"+mode, func(b *testing.B) {
-				d := db.open(b)
-				if mode != "plain" {
-					d.install(b, tasks)
+func BenchInsert(b *testing.B, open Opener) {
+	for _, mode := range []string{"plain", "triggers", "reader"} {
+		b.Run(mode, func(b *testing.B) {
+			d := open(b)
+			if mode != "plain" {
+				d.Install(b, Tasks)
+			}
+			if mode == "reader" {
+				StartReader(b, d, capture.Config{Publisher: &Discard{}, Logger: Quiet})
+			}
+			insert := d.Q(`INSERT INTO tasks (list_id, title) VALUES (?, 'benchmark')`)
+			wal := WALPosition(b, d)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := d.DB.Exec(insert, i%100); err != nil {
+					b.Fatal(err)
 				}
-				if mode == "reader" {
-					startReader(b, d, Config{Publisher: &discard{}, Logger: quiet})
-				}
-				insert := d.q(`INSERT INTO tasks (list_id, title) VALUES (?, 'benchmark')`)
-				wal := walPosition(b, d)
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					i++
-					if _, err := d.db.Exec(insert, i%100); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if d.dialect == Postgres {
-					b.ReportMetric(float64(walPosition(b, d)-wal)/float64(b.N), "WAL-B/op")
-				}
-			})
-		}
+			}
+			if d.Postgres() {
+				b.ReportMetric(float64(WALPosition(b, d)-wal)/float64(b.N), "WAL-B/op")
+			}
+		})
 	}
 }
 
@@ -87,30 +79,28 @@ func (l *latencies) Publish(_ context.Context, changes []live.Change) error {
 	return nil
 }
 
-// BenchmarkLatency writes at a steady 1,000 inserts per second and
+// BenchLatency writes at a steady 1,000 inserts per second and
 // reports the time from the start of each write to its publication, p50,
-// p99 and max. On SQLite, "poll" relies on the reader's 5ms poll alone
-// and "nudge" nudges it after each write, as an application does after
-// its own writes.
-func BenchmarkLatency(b *testing.B) {
+// p99 and max. "poll" relies on the reader being woken by the database
+// alone (on SQLite, its 5ms poll), and "nudge" nudges it after each
+// write, as an application on SQLite does after its own writes.
+func BenchLatency(b *testing.B, open Opener) {
 	for _, tc := range []struct {
 		name  string
-		open  func(testing.TB) *testDB
 		nudge bool
-	}{
-		{"sqlite/poll", openSQLite, false},
-		{"sqlite/nudge", openSQLite, true},
-		{"postgres", openPostgres, false},
-	} {
+	}{{"poll", false}, {"nudge", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			d := tc.open(b)
-			d.install(b, tasks)
+			d := open(b)
+			if tc.nudge && d.Postgres() {
+				b.Skip("PostgreSQL's triggers wake the reader themselves")
+			}
+			d.Install(b, Tasks)
 			// Space for the ids is allocated before the clock runs.
 			const rate = 1000
 			n := max(b.N, 1)
 			lat := &latencies{start: make([]time.Time, n+1), all: make(chan struct{})}
-			r, _ := startReader(b, d, Config{Publisher: lat, Logger: quiet, PollInterval: defaultPoll(d.dialect)})
-			insert := d.q(`INSERT INTO tasks (id, list_id) VALUES (?, ?)`)
+			r, _ := StartReader(b, d, capture.Config{Publisher: lat, Logger: Quiet, PollInterval: defaultPoll(d.Dialect)})
+			insert := d.Q(`INSERT INTO tasks (id, list_id) VALUES (?, ?)`)
 			tick := time.NewTicker(time.Second / rate)
 			defer tick.Stop()
 			b.ResetTimer()
@@ -120,7 +110,7 @@ func BenchmarkLatency(b *testing.B) {
 				lat.mu.Lock()
 				lat.start[i] = time.Now()
 				lat.mu.Unlock()
-				if _, err := d.db.Exec(insert, i, i%100); err != nil {
+				if _, err := d.DB.Exec(insert, i, i%100); err != nil {
 					b.Fatal(err)
 				}
 				if tc.nudge {
@@ -149,21 +139,17 @@ func BenchmarkLatency(b *testing.B) {
 	}
 }
 
-func defaultPoll(d Dialect) time.Duration {
-	var c Config
-	c.setDefaults(d)
-	return c.PollInterval
-}
+func defaultPoll(d capture.Dialect) time.Duration { return d.Defaults().PollInterval }
 
-// walPosition is PostgreSQL's write-ahead log position in bytes, and 0 on
+// WALPosition is PostgreSQL's write-ahead log position in bytes, and 0 on
 // SQLite. The log written per insert is what capture adds to replication
 // and disk traffic.
-func walPosition(b *testing.B, d *testDB) int64 {
-	if d.dialect != Postgres {
+func WALPosition(b *testing.B, d *DB) int64 {
+	if !d.Postgres() {
 		return 0
 	}
 	var n int64
-	if err := d.db.QueryRow(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&n); err != nil {
+	if err := d.DB.QueryRow(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&n); err != nil {
 		b.Fatal(err)
 	}
 	return n

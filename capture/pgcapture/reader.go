@@ -1,4 +1,4 @@
-package capture
+package pgcapture
 
 import (
 	"context"
@@ -12,136 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/restlive/restlive/capture/internal/outbox"
 )
-
-// On PostgreSQL an identity or sequence value is taken when a row is
-// inserted, not when its transaction commits: a transaction holding id 10
-// can commit after one holding id 11 was read, and a reader of id > cursor
-// would skip 10 forever.
-//
-// So each outbox row records the id of the transaction that wrote it
-// (xid8, which never wraps around), and the reader reads by snapshot. It
-// remembers the snapshot of its last complete read (done); a read returns
-// the rows whose transaction is visible in the read's own snapshot, that
-// is committed, and was not in done: the transactions that committed in
-// between, each with all its rows, in the order it wrote them. Nothing is
-// written to the rows, so a change costs the reader no write of its own:
-// it writes only its cursor, once a read. A transaction left open holds
-// back none of the others, and none is skipped however long it runs.
-//
-// Transactions that commit between two reads (a millisecond apart under
-// load) are published in the order of their transaction ids, which they
-// take at their first write, not at commit. So when two of them write one
-// row, the one that waited for the other's commit may come first if it
-// had written something else before. The hub reads a row's state when it
-// handles its change, so subscribers still end with the committed state.
-var postgresSchema = []string{
-	// An outbox of the layout before the reader read by snapshot is
-	// replaced once every change in it is published; one with changes
-	// still to publish stops Install, since they would be lost.
-	`DO $restlive$
-	BEGIN
-		IF EXISTS (SELECT FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = 'restlive_outbox' AND column_name = 'seq') THEN
-			IF EXISTS (SELECT FROM restlive_outbox
-				WHERE seq IS NULL OR seq > (SELECT published FROM restlive_cursor WHERE name = 'default')) THEN
-				RAISE EXCEPTION 'restlive_outbox has the layout of an earlier restlive and changes it has not published: run that version''s reader until it has, or drop restlive_outbox and restlive_cursor';
-			END IF;
-			DROP TABLE restlive_outbox;
-			DROP TABLE restlive_cursor;
-		END IF;
-	END
-	$restlive$`,
-	`CREATE TABLE IF NOT EXISTS restlive_outbox (
-		xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-		id bigint GENERATED ALWAYS AS IDENTITY,
-		created_at timestamptz NOT NULL DEFAULT now(),
-		model text NOT NULL,
-		pk text NOT NULL,
-		op text NOT NULL,
-		old jsonb,
-		new jsonb,
-		PRIMARY KEY (xid, id)
-	)`,
-	// Every change of a transaction visible in done is published. While
-	// a read is under way (reading is set), so are those of the
-	// transactions visible in reading and not in done, in (xid, id) order,
-	// up to (at_xid, at_id). published is the seq of the last change
-	// published. The first done sees nothing: '1:1:' has no transaction
-	// before xmax 1. owner names the session that last became the reader,
-	// so that one that lost the lock cannot move the cursor.
-	`CREATE TABLE IF NOT EXISTS restlive_cursor (
-		name text PRIMARY KEY,
-		done pg_snapshot NOT NULL DEFAULT '1:1:',
-		reading pg_snapshot,
-		at_xid xid8 NOT NULL DEFAULT '0',
-		at_id bigint NOT NULL DEFAULT 0,
-		published bigint NOT NULL DEFAULT 0,
-		owner text NOT NULL DEFAULT ''
-	)`,
-	`INSERT INTO restlive_cursor (name) VALUES ('default') ON CONFLICT (name) DO NOTHING`,
-}
-
-// installLockKey is the advisory lock Install takes for its transaction.
-const installLockKey int64 = 0x7265_7374_6c69_7602 // "restliv" 2
-
-// readerLock is the advisory lock the outbox reader holds for as long as
-// it reads. Advisory locks are per database; the key names the schema the
-// outbox is in, so applications with outboxes in different schemas of one
-// database each have their reader.
-const readerLock = "hashtextextended(current_schema() || '.restlive_outbox', 0)"
-
-// notifyChannel is the channel the triggers NOTIFY, delivered at commit.
-const notifyChannel = "restlive_outbox"
-
-func postgresTrigger(t Table) []string {
-	fn := quoteIdent(objectName("restlive_capture_", t.Table))
-	pk, model := quoteIdent(t.PK), quoteLiteral(t.Model)
-	// jsonb_build_object keeps the column's type: 14 stays a JSON number,
-	// which the reader turns into "14" with live.Canonical.
-	fields := func(row string) string {
-		var args []string
-		for _, f := range t.Fields {
-			args = append(args, quoteLiteral(f), row+"."+quoteIdent(f))
-		}
-		return "jsonb_build_object(" + strings.Join(args, ", ") + ")"
-	}
-	values := func(row, op, old, new string) string {
-		return fmt.Sprintf("(%s, %s.%s::text, '%s', %s, %s)", model, row, pk, op, old, new)
-	}
-	const insert = "INSERT INTO restlive_outbox (model, pk, op, old, new) VALUES "
-	body := fmt.Sprintf(`
-BEGIN
-	IF TG_OP = 'INSERT' THEN
-		%s%s;
-	ELSIF TG_OP = 'DELETE' THEN
-		%s%s;
-	ELSIF OLD.%s IS DISTINCT FROM NEW.%s THEN
-		%s%s, %s;
-	ELSE
-		%s%s;
-	END IF;
-	PERFORM pg_notify('%s', '');
-	RETURN NULL;
-END`,
-		insert, values("NEW", "I", "NULL", fields("NEW")),
-		insert, values("OLD", "D", fields("OLD"), "NULL"),
-		pk, pk, insert, values("OLD", "D", fields("OLD"), "NULL"), values("NEW", "I", "NULL", fields("NEW")),
-		insert, values("NEW", "U", fields("OLD"), fields("NEW")),
-		notifyChannel)
-	return []string{
-		fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $restlive$%s$restlive$", fn, body),
-		fmt.Sprintf("CREATE OR REPLACE TRIGGER restlive_capture AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
-			quoteIdent(t.Table), fn),
-	}
-}
-
-func postgresDropTrigger(table string) []string {
-	return []string{
-		"DROP TRIGGER IF EXISTS restlive_capture ON " + quoteIdent(table),
-		"DROP FUNCTION IF EXISTS " + quoteIdent(objectName("restlive_capture_", table)) + "()",
-	}
-}
 
 // postgresBackend elects the reader with a session advisory lock held on
 // a dedicated connection, which also LISTENs and runs every query of the
@@ -149,14 +22,14 @@ func postgresDropTrigger(table string) []string {
 // reader's ability to move the cursor, so two processes never both read.
 type postgresBackend struct {
 	db     *sql.DB
-	cfg    *Config
-	owner  string
+	s      outbox.Settings
+	hooks  *testHooks
 	warned sync.Once
 }
 
-func (b *postgresBackend) standby() time.Duration { return b.cfg.Lease / 5 }
+func (b *postgresBackend) Standby() time.Duration { return b.s.Lease / 5 }
 
-func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
+func (b *postgresBackend) Lead(ctx context.Context) (_ outbox.Session, err error) {
 	conn, err := b.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("capture: connect: %w", err)
@@ -164,7 +37,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 	s := &postgresSession{b: b, conn: conn}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 		}
 	}()
 	var got bool
@@ -172,7 +45,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		return nil, fmt.Errorf("capture: lock outbox: %w", err)
 	}
 	if !got {
-		b.cfg.Logger.InfoContext(ctx, "capture: another process reads the outbox; standing by")
+		b.s.Logger.InfoContext(ctx, "capture: another process reads the outbox; standing by")
 		// Blocks until the holder's session ends, so the takeover is
 		// immediate. Cancelling ctx breaks the connection, which close
 		// then discards.
@@ -183,7 +56,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 	// A read's snapshot is recorded so that a reader taking over after a
 	// crash gives its changes the same seq: the record must outlast a
 	// crash of the server too, whatever the server's default.
-	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = on"); err != nil {
+	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = on; SET "+readerSetting+" = on"); err != nil {
 		return nil, fmt.Errorf("capture: configure session: %w", err)
 	}
 	if err := s.listen(ctx, true); err != nil {
@@ -194,7 +67,7 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 	if err := conn.QueryRowContext(ctx,
 		`UPDATE restlive_cursor SET owner = $1 WHERE name = 'default'
 		 RETURNING done::text, reading::text, at_xid::text, at_id, published,
-			pg_snapshot_xmax(coalesce(reading, done)) > pg_snapshot_xmax(pg_current_snapshot())`, b.owner).
+			pg_snapshot_xmax(coalesce(reading, done)) > pg_snapshot_xmax(pg_current_snapshot())`, b.s.Owner).
 		Scan(&s.saved.done, &reading, &s.saved.atXID, &s.saved.atID, &s.saved.published, &ahead); err != nil {
 		return nil, fmt.Errorf("capture: read cursor: %w", err)
 	}
@@ -204,8 +77,9 @@ func (b *postgresBackend) lead(ctx context.Context) (_ session, err error) {
 		// every new change would look published.
 		return nil, errors.New("capture: restlive_cursor is ahead of this server's transaction ids, " +
 			"as when the database was restored into another cluster; the changes in restlive_outbox " +
-			"cannot be ordered here: empty it and reset the cursor " +
-			"(DELETE FROM restlive_outbox; UPDATE restlive_cursor SET done = '1:1:', reading = NULL, at_xid = '0', at_id = 0)")
+			"cannot be ordered here: empty it and start a new sequence " +
+			"(DELETE FROM restlive_outbox; DELETE FROM restlive_reads; DELETE FROM restlive_cursor; " +
+			"then call capture.Install, which starts a new epoch)")
 	}
 	s.saved.reading = reading.String
 	s.cur = s.saved
@@ -227,7 +101,7 @@ type postgresSession struct {
 	saved, cur postgresCursor
 	// read is what the last call of next returned, to commit from.
 	read struct {
-		rows     []row
+		rows     []outbox.Row
 		xids     []string
 		ids      []int64
 		complete bool // the rows end the read
@@ -275,12 +149,13 @@ func unpublished(cond, limit string) string {
 		part("xid >= pg_snapshot_xmax($1::pg_snapshot)") + " ORDER BY xid, id LIMIT " + limit
 }
 
-// next reads on from the cursor: the rest of the read under way, or a
+// Next reads on from the cursor: the rest of the read under way, or a
 // new read with the statement's own snapshot, which it records in the
 // cursor (with the position published so far) before anything of it is
 // published, so that a reader taking over after a crash reads the same
-// rows in the same order and gives them the same seq.
-func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
+// rows in the same order and gives them the same seq. The same statement
+// logs the read in restlive_reads, for History.
+func (s *postgresSession) Next(ctx context.Context, limit int) ([]outbox.Row, error) {
 	c := s.cur
 	var rows *sql.Rows
 	var err error
@@ -292,6 +167,9 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 				UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = (SELECT snap FROM s),
 					at_xid = '0', at_id = 0, published = $3
 				WHERE name = 'default' AND EXISTS (SELECT FROM r)
+			),
+			l AS (
+				INSERT INTO restlive_reads (first_seq, done) SELECT $3 + 1, $1::pg_snapshot WHERE EXISTS (SELECT FROM r)
 			)
 			SELECT (SELECT snap::text FROM s), r.xid::text, r.id, r.model, r.pk, r.op, r.old, r.new FROM r ORDER BY r.xid, r.id`,
 			c.done, limit, c.published)
@@ -314,13 +192,13 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 	r.rows, r.xids, r.ids = r.rows[:0], r.xids[:0], r.ids[:0]
 	snap := c.reading
 	for rows.Next() {
-		var w row
+		var w outbox.Row
 		var xid string
 		var id int64
-		if err := rows.Scan(&snap, &xid, &id, &w.model, &w.pk, &w.op, &w.old, &w.new); err != nil {
+		if err := rows.Scan(&snap, &xid, &id, &w.Model, &w.PK, &w.Op, &w.Old, &w.New); err != nil {
 			return nil, fmt.Errorf("capture: read outbox: %w", err)
 		}
-		w.seq = uint64(c.published) + uint64(len(r.rows)) + 1
+		w.Seq = uint64(c.published) + uint64(len(r.rows)) + 1
 		r.rows = append(r.rows, w)
 		r.xids = append(r.xids, xid)
 		r.ids = append(r.ids, id)
@@ -347,17 +225,17 @@ func (s *postgresSession) next(ctx context.Context, limit int) ([]row, error) {
 	return r.rows, nil
 }
 
-func (s *postgresSession) dirty() bool { return s.cur != s.saved }
+func (s *postgresSession) Dirty() bool { return s.cur != s.saved }
 
-func (s *postgresSession) valid() bool { return true }
+func (s *postgresSession) Valid() bool { return true }
 
-// commit moves the cursor past the change seq, one of those the last call
+// Commit moves the cursor past the change seq, one of those the last call
 // of next returned, and leaves writing it to the next read or to flush.
-func (s *postgresSession) commit(_ context.Context, seq uint64) error {
+func (s *postgresSession) Commit(_ context.Context, seq uint64) error {
 	r := &s.read
 	i := -1
-	if len(r.rows) > 0 && seq >= r.rows[0].seq {
-		i = int(seq - r.rows[0].seq)
+	if len(r.rows) > 0 && seq >= r.rows[0].Seq {
+		i = int(seq - r.rows[0].Seq)
 	}
 	if i < 0 || i >= len(r.rows) {
 		return fmt.Errorf("capture: commit of seq %d, which the last read did not return", seq)
@@ -371,19 +249,19 @@ func (s *postgresSession) commit(_ context.Context, seq uint64) error {
 	return nil
 }
 
-// flush writes the cursor. If the session's connection is gone, it
+// Flush writes the cursor. If the session's connection is gone, it
 // writes through another: without the lock another reader may have taken
 // over, so it writes only if the cursor still names this reader as its
 // owner, as it does until another takes the lead.
-func (s *postgresSession) flush(ctx context.Context) error {
-	if !s.dirty() {
+func (s *postgresSession) Flush(ctx context.Context) error {
+	if !s.Dirty() {
 		return nil
 	}
 	c := s.cur
 	const update = `UPDATE restlive_cursor SET done = $1::pg_snapshot, reading = $2::pg_snapshot,
 		at_xid = $3::xid8, at_id = $4, published = $5
 		WHERE name = 'default' AND owner = $6`
-	args := []any{c.done, nullIfEmpty(c.reading), c.atXID, c.atID, c.published, s.b.owner}
+	args := []any{c.done, nullIfEmpty(c.reading), c.atXID, c.atID, c.published, s.b.s.Owner}
 	res, err := s.conn.ExecContext(ctx, update, args...)
 	if err != nil {
 		var err2 error
@@ -392,7 +270,7 @@ func (s *postgresSession) flush(ctx context.Context) error {
 		}
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return errLostLead
+		return outbox.ErrLostLead
 	}
 	s.saved = c
 	return nil
@@ -406,18 +284,18 @@ func nullIfEmpty(snapshot string) any {
 	return snapshot
 }
 
-// renew has nothing to do: the lock lasts as long as the session, and
+// Renew has nothing to do: the lock lasts as long as the session, and
 // every query runs on it.
-func (s *postgresSession) renew(context.Context) error { return nil }
+func (s *postgresSession) Renew(context.Context) error { return nil }
 
-// wait returns when a NOTIFY arrives, d passes, or the reader is nudged.
+// Wait returns when a NOTIFY arrives, d passes, or the reader is nudged.
 // When the last read found rows it stops listening and returns at once;
 // when it found none and the session was not listening, it listens and
 // returns at once, since a commit between that read and the LISTEN
 // notified no one: the next read sees it.
-func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, busy bool) error {
+func (s *postgresSession) Wait(ctx context.Context, d time.Duration, nudged <-chan struct{}, busy bool) error {
 	if busy || !s.listening {
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outbox.QueryTimeout)
 		defer cancel()
 		if err := s.listen(qctx, !busy); err != nil {
 			return err
@@ -429,8 +307,8 @@ func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-ch
 		}
 		return ctx.Err()
 	}
-	if hook := s.b.cfg.testHookListening; hook != nil {
-		hook()
+	if s.b.hooks != nil && s.b.hooks.listening != nil {
+		s.b.hooks.listening()
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -450,7 +328,7 @@ func (s *postgresSession) wait(ctx context.Context, d time.Duration, nudged <-ch
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			s.b.warned.Do(func() {
-				s.b.cfg.Logger.Warn("capture: LISTEN needs the pgx driver (github.com/jackc/pgx/v5/stdlib); polling instead",
+				s.b.s.Logger.Warn("capture: LISTEN needs the pgx driver (github.com/jackc/pgx/v5/stdlib); polling instead",
 					"driver", fmt.Sprintf("%T", dc), "interval", d)
 			})
 			<-wctx.Done()
@@ -500,42 +378,54 @@ func drainNotifications(pc *pgx.Conn) {
 	}
 }
 
-func (s *postgresSession) prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), queryTimeout)
+// Prune deletes whole reads: it picks a read of the log as the cut,
+// deletes the log's records of the reads before it, then the rows those
+// reads published (the rows visible in the cut's done snapshot). A record
+// left in the log thus always has every row after it, as History needs;
+// and every row it deletes was published, since the reads before a
+// logged read ended before it began. The cut is the oldest read younger
+// than retention (the rows before it were committed before the read
+// before it began, so are older than that), or the oldest that leaves at
+// most maxRows published rows, whichever is newer; the newest read is
+// always kept. Both are found by index scans that walk only what is
+// deleted.
+func (s *postgresSession) Prune(run context.Context, retention time.Duration, maxRows int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), outbox.QueryTimeout)
 	defer cancel()
-	// Rows are roughly in created_at order by (xid, id): the first young
-	// row bounds what age allows to delete, found by walking the old rows
-	// only. The maxRows-th row from the end bounds what their number does.
-	young, beyond := sql.NullString{}, sql.NullString{}
-	var youngID, beyondID int64
-	err := s.conn.QueryRowContext(ctx,
-		`SELECT o.xid::text, o.id FROM restlive_outbox o WHERE o.created_at >= now() - $1 * interval '1 microsecond'
-		 ORDER BY o.xid, o.id LIMIT 1`, retention.Microseconds()).Scan(&young, &youngID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var cut int64
+	var done string
+	err := s.conn.QueryRowContext(ctx, `
+		WITH n AS (SELECT max(first_seq) AS newest FROM restlive_reads)
+		SELECT r.first_seq, r.done::text FROM restlive_reads r, n WHERE r.first_seq = greatest(
+			coalesce((SELECT first_seq FROM restlive_reads WHERE read_at >= now() - $1 * interval '1 microsecond'
+				ORDER BY first_seq LIMIT 1), n.newest),
+			coalesce((SELECT first_seq FROM restlive_reads WHERE first_seq > $2 ORDER BY first_seq LIMIT 1), n.newest))`,
+		retention.Microseconds(), s.saved.published-maxRows).Scan(&cut, &done)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // no read logged yet
+	}
+	if err != nil {
 		return 0, fmt.Errorf("capture: prune outbox: %w", err)
 	}
-	err = s.conn.QueryRowContext(ctx,
-		`SELECT o.xid::text, o.id FROM restlive_outbox o ORDER BY o.xid DESC, o.id DESC OFFSET $1 LIMIT 1`, maxRows).
-		Scan(&beyond, &beyondID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("capture: prune outbox: %w", err)
+	if _, err := outbox.DeleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_reads WHERE first_seq IN (
+		SELECT first_seq FROM restlive_reads WHERE first_seq < $1 ORDER BY first_seq LIMIT 10000)`, cut); err != nil {
+		return 0, err
 	}
-	// Only rows the written cursor says are published: a reader taking
-	// over reads on from it and must find the rows it expects.
-	c := s.saved
-	return deleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE (xid, id) IN (
+	if run.Err() != nil {
+		return 0, nil
+	}
+	// xid < xmax bounds the index scan; the rows of the transactions in
+	// progress when done was taken are skipped, and kept.
+	return outbox.DeleteUpTo(run, ctx, s.conn, `DELETE FROM restlive_outbox WHERE (xid, id) IN (
 		SELECT xid, id FROM restlive_outbox
-		WHERE ($1::xid8 IS NULL OR (xid, id) < ($1::xid8, $2) OR (xid, id) <= ($3::xid8, $4))
-			AND (pg_visible_in_snapshot(xid, $5::pg_snapshot)
-				OR (pg_visible_in_snapshot(xid, $6::pg_snapshot) AND (xid, id) <= ($7::xid8, $8)))
-		ORDER BY xid, id LIMIT 10000)`,
-		young, youngID, beyond, beyondID, c.done, nullIfEmpty(c.reading), c.atXID, c.atID)
+		WHERE xid < pg_snapshot_xmax($1::pg_snapshot) AND pg_visible_in_snapshot(xid, $1::pg_snapshot)
+		ORDER BY xid, id LIMIT 10000)`, done)
 }
 
-// close ends the session: the connection is discarded rather than
+// Close ends the session: the connection is discarded rather than
 // returned to the pool, so its advisory lock and LISTEN end with it and
 // a standby takes over at once.
-func (s *postgresSession) close() {
+func (s *postgresSession) Close() {
 	_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
 	_ = s.conn.Close()
 }

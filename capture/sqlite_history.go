@@ -1,0 +1,56 @@
+package capture
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/restlive/restlive/capture/internal/outbox"
+	"github.com/restlive/restlive/live"
+)
+
+// Since reads the rows after pos up to the cursor, in one read
+// transaction. Seqs are rowids, handed out one after another and never
+// reused (see sqliteSchema), so the rows after pos are all there exactly
+// when there are as many as the seqs between: fewer means some were
+// pruned or deleted, whichever they were.
+func (sqliteDialect) Since(ctx context.Context, db *sql.DB, pos live.Position, models []string, limit int) ([]outbox.Row, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var epoch string
+	var published int64
+	if err := tx.QueryRowContext(ctx,
+		`SELECT epoch, published FROM restlive_cursor WHERE name = 'default'`).Scan(&epoch, &published); err != nil {
+		return nil, err
+	}
+	if err := outbox.CheckPosition(pos, epoch, published); err != nil {
+		return nil, err
+	}
+	from, want := int64(pos.Seq), published-int64(pos.Seq)
+	if want > int64(limit) {
+		return nil, outbox.ErrTooLong(want, limit)
+	}
+	var have int64
+	if err := tx.QueryRowContext(ctx,
+		`SELECT count(*) FROM restlive_outbox WHERE seq > ? AND seq <= ?`, from, published).Scan(&have); err != nil {
+		return nil, err
+	}
+	if have != want {
+		return nil, fmt.Errorf("%d of the %d changes after %d pruned: %w", want-have, want, pos.Seq, live.ErrHistoryGone)
+	}
+	names, err := json.Marshal(models)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, model, pk, op, old, new FROM restlive_outbox
+		WHERE seq > ? AND seq <= ? AND model IN (SELECT value FROM json_each(?)) ORDER BY seq`,
+		from, published, string(names))
+	if err != nil {
+		return nil, err
+	}
+	return outbox.ScanRows(rows)
+}
