@@ -52,10 +52,10 @@ func (h *History) Head(ctx context.Context) (live.Position, error) {
 	return p, nil
 }
 
-// Since returns the changes of models after since, in Seq order. On
-// SQLite they are exactly those published after since. On PostgreSQL
-// they may include changes committed but not yet published, with Seq 0,
-// at the end. limit bounds the changes of all models read to answer;
+// Since returns the changes of models after since, in Seq order,
+// including those committed but not yet published: a scope read now shows
+// them. On SQLite they have their Seq; on PostgreSQL, whose reader gives
+// seqs as it reads, they come last with Seq 0. limit bounds the changes of all models read to answer;
 // zero or less means 10,000.
 func (h *History) Since(ctx context.Context, since live.Position, models []string, limit int) ([]live.Change, error) {
 	if limit <= 0 {

@@ -3,6 +3,7 @@ package capture_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,40 @@ func BenchmarkPrune(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+}
+
+// TestSQLiteHistoryUnpublished: Since answers for changes committed but
+// not yet published too (a scope read now shows them), and a position
+// among them is not ahead; one beyond the newest row is.
+func TestSQLiteHistoryUnpublished(t *testing.T) {
+	d := capturetest.OpenSQLite(t)
+	d.Install(t, capturetest.Tasks)
+	h, err := capture.NewHistory(d.DB, capture.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	head, err := h.Head(ctx)
+	if err != nil || head.Seq != 0 {
+		t.Fatalf("head %+v %v, want 0: no reader runs", head, err)
+	}
+	for i := 1; i <= 3; i++ {
+		d.Exec(t, `INSERT INTO tasks (id, list_id) VALUES (?, 14)`, i)
+	}
+	for since, want := range map[uint64][]uint64{0: {1, 2, 3}, 2: {3}, 3: nil} {
+		got, err := h.Since(ctx, live.Position{Epoch: head.Epoch, Seq: since}, []string{"todolist.Task"}, 100)
+		if err != nil {
+			t.Fatalf("since %d: %v", since, err)
+		}
+		var seqs []uint64
+		for _, c := range got {
+			seqs = append(seqs, c.Seq)
+		}
+		if !slices.Equal(seqs, want) {
+			t.Errorf("since %d: seqs %v, want %v", since, seqs, want)
+		}
+	}
+	if _, err := h.Since(ctx, live.Position{Epoch: head.Epoch, Seq: 4}, []string{"todolist.Task"}, 100); !errors.Is(err, live.ErrHistoryGone) {
+		t.Errorf("since 4, beyond the newest: %v, want ErrHistoryGone", err)
+	}
 }

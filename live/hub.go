@@ -116,6 +116,11 @@ type work struct {
 	// recheck asks for the whole scope to be read again: a row of a model
 	// the scope depends on changed, or too many changes piled up.
 	recheck bool
+	// seq is the highest Seq of the deliveries that queued this work.
+	// Deliveries come in Seq order and each queues all its work before the
+	// next, so once the work is done the group reflects every change up
+	// to seq.
+	seq uint64
 }
 
 // maxQueuedChanges is how many changes a group's queue holds before it is
@@ -211,7 +216,11 @@ func (h *hub) deliver(d Delivery) {
 		changes = append(changes, c) // the layer may reuse its slice
 	}
 	if len(changes) > 0 {
-		h.queue(h.route(changes))
+		work := h.route(changes)
+		for _, w := range work {
+			w.seq = seq
+		}
+		h.queue(work)
 	}
 	if seq > h.enqueued.Load() {
 		h.enqueued.Store(seq) // deliveries come one at a time
@@ -279,6 +288,7 @@ func (h *hub) queue(all map[*group]*work) {
 			}
 			q.recheck = q.recheck || w.recheck
 			q.changes = append(q.changes, w.changes...)
+			q.seq = max(q.seq, w.seq)
 		}
 		for _, g := range groups {
 			if q := f.work[g]; len(q.changes) > maxQueuedChanges {

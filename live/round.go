@@ -115,7 +115,7 @@ func (r *round) apply(t task, found []Instance, err error) {
 		in, visible := now[c.PK]
 		d.apply(c.PK, in, visible)
 	}
-	d.send(&r.starter, g.offset, max(g.offset, r.upto))
+	d.send(&r.starter, g.offset, max(g.offset, r.upto, t.w.seq))
 }
 
 // recheck reads t's group's scope again, whole, and sends the differences.
@@ -137,7 +137,7 @@ func (r *round) recheck(t task) {
 	g.stale = false
 	d := diff{h: r.h, g: g}
 	d.replace(fresh)
-	d.send(&r.starter, g.offset, max(g.offset, r.upto))
+	d.send(&r.starter, g.offset, max(g.offset, r.upto, t.w.seq))
 }
 
 // readFailed reports a failed read of g's scope: its subscribers may have

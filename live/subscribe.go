@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A subscription is one request id of one connection.
@@ -400,9 +401,7 @@ func (h *hub) history(ctx context.Context, since string, g *group) ([]Change, bo
 	if limit <= 0 {
 		limit = 10_000
 	}
-	rctx, cancel := h.readContext(ctx)
-	all, err := hist.Since(rctx, pos, models, limit)
-	cancel()
+	all, err := h.since(ctx, hist, pos, models, limit)
 	if err != nil {
 		if !errors.Is(err, ErrHistoryGone) && !errors.Is(err, ErrHistoryTooLong) && ctx.Err() == nil {
 			h.rt.cfg.Logger.Warn("live: read history", "model", g.key.model, "err", err)
@@ -426,6 +425,41 @@ func (h *hub) history(ctx context.Context, since string, g *group) ([]Change, bo
 	}
 	return mine, true
 }
+
+// since asks hist for the changes after pos. An offset of a change this
+// process has delivered may be ahead of the History's head, which follows
+// the reader's cursor and trails publication by milliseconds: then it
+// waits a little for the head to get there, and asks again.
+func (h *hub) since(ctx context.Context, hist History, pos Position, models []string, limit int) ([]Change, error) {
+	ctx, cancel := h.readContext(ctx)
+	defer cancel()
+	changes, err := hist.Since(ctx, pos, models, limit)
+	if !errors.Is(err, ErrHistoryGone) {
+		return changes, err
+	}
+	for wait := 10 * time.Millisecond; wait <= headLag; wait *= 2 {
+		head, herr := hist.Head(ctx)
+		if herr != nil || head.Epoch != pos.Epoch || head.Seq+maxHeadLag < pos.Seq {
+			return nil, err // another sequence, or far ahead: really gone
+		}
+		if head.Seq >= pos.Seq {
+			return hist.Since(ctx, pos, models, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+	return nil, err
+}
+
+// How long, and by how many changes, a History's head may trail what
+// this process has delivered.
+const (
+	headLag    = 320 * time.Millisecond
+	maxHeadLag = 100_000
+)
 
 // parseOffset reads an offset made by hub.offset.
 func parseOffset(s string) (Position, bool) {
