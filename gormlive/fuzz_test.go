@@ -1,12 +1,19 @@
 package gormlive_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/glebarez/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/restlive/restlive/gormlive"
 
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
@@ -34,8 +41,7 @@ func FuzzSubscribe(f *testing.F) {
 	} {
 		f.Add(seed.model, seed.groupBy, seed.value, seed.key, seed.arg, seed.typed, seed.unsubscribe, seed.snapshot)
 	}
-	db := open(f, sqlite.Open(filepath.Join(f.TempDir(), "fuzz.db")))
-	v := todoView(db)
+	v := fuzzView(f)
 	rt := live.NewRouter(live.Config{Logger: quietLogger(), MessageRate: -1})
 	rt.Register(v)
 	f.Cleanup(func() { rt.Close() })
@@ -93,3 +99,46 @@ func FuzzSubscribe(f *testing.F) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// FuzzTodo is the model FuzzSubscribe serves.
+type FuzzTodo struct {
+	ID     int64  `json:"id"`
+	Text   string `json:"text"`
+	Done   bool   `json:"done"`
+	ListID int64  `json:"list_id" gorm:"index"`
+}
+
+// fuzzView is a view with every kind of input a subscription may carry:
+// group fields of two types, a filter (search) and an argument (list)
+// that Query refuses when it is not a number.
+func fuzzView(tb testing.TB) *gormlive.View[FuzzTodo] {
+	db, err := gorm.Open(sqlite.Open(filepath.Join(tb.TempDir(), "fuzz.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sqlDB, _ := db.DB()
+	tb.Cleanup(func() { sqlDB.Close() })
+	if err := db.AutoMigrate(&FuzzTodo{}); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range 20 {
+		db.Create(&FuzzTodo{Text: fmt.Sprint("buy milk ", i), Done: i%3 == 0, ListID: int64(i % 4)})
+	}
+	return &gormlive.View[FuzzTodo]{
+		Label: "todolist.Todo", DB: db, GroupFields: []string{"list_id", "done"}, ListAll: true,
+		QueryParams: []string{"search"}, Args: []string{"list"},
+		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+			if s := req.Query.Get("search"); s != "" {
+				db = db.Where("text LIKE ?", "%"+s+"%")
+			}
+			if l, ok := req.Args["list"]; ok {
+				n, err := strconv.ParseInt(l, 10, 64)
+				if err != nil {
+					return nil, live.Errorf(400, "list: %q is not a number", l)
+				}
+				db = db.Where("list_id = ?", n)
+			}
+			return db, nil
+		},
+	}
+}

@@ -11,12 +11,12 @@ import (
 // resumeFixture is a public list of alice's that bob holds, with a
 // snapshot, until he goes away.
 type resumeFixture struct {
-	s              *server
-	alice, bob     *user
-	list, private  List
-	tasks          []Task
-	held           *holder
-	offset, before string
+	s             *server
+	alice, bob    *user
+	list, private List
+	tasks         []Task
+	held          *holder
+	offset        string
 }
 
 func newResumeFixture(t *testing.T, s *server, suffix string) *resumeFixture {
