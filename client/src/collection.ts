@@ -12,17 +12,8 @@ export interface CollectionOptions<T> {
    * which are all a DELETED broadcast carries. Defaults to `instance.id`.
    */
   key?: (instance: T) => Key;
-  /**
-   * Fetches the scope's instances, for a server without snapshots (one that
-   * answers a snapshot subscription without an offset, such as
-   * django-rest-live): the collection then loads through it, once live and
-   * after every reconnect and resync, and applies the broadcasts that
-   * arrived meanwhile on top. Without it, such a server ends the
-   * collection with a SubscriptionError of code 501.
-   */
-  load?: () => Promise<readonly T[]>;
-  /** The server refused or ended the subscription, or `load` failed; the collection is closed. */
-  onError?(error: Error): void;
+  /** The server refused or ended the subscription; the collection is closed. */
+  onError?(error: SubscriptionError): void;
 }
 
 /** How a change came: the first or a fresh full state, a resume, or one broadcast. */
@@ -51,11 +42,9 @@ export type CollectionStatus = "loading" | "live" | "syncing" | "closed";
 type Op = { set: unknown } | { delete: unknown };
 
 // An attempt: one subscribe of the collection, from the frame that starts
-// it until the state it brings is applied.
+// it until "subscribed" completes the state it brings.
 interface Attempt {
-  // "subscribing": snapshot frames and changes arrive until "subscribed".
-  // "loading": the server had no snapshot; load() runs while changes arrive.
-  phase: "subscribing" | "loading";
+  // The snapshot's instances and the changes, in the order they came.
   ops: Op[];
 }
 
@@ -84,8 +73,7 @@ export class LiveCollection<T = unknown> implements Channel {
 
   #link: Link;
   #key: (instance: T) => Key;
-  #load: (() => Promise<readonly T[]>) | undefined;
-  #onError: ((error: Error) => void) | undefined;
+  #onError: ((error: SubscriptionError) => void) | undefined;
   #ready = new Deferred();
   #listeners = new Listeners<[CollectionChange<T>]>();
 
@@ -107,7 +95,6 @@ export class LiveCollection<T = unknown> implements Channel {
     this.#link = link;
     this.target = target;
     this.#key = options.key ?? ((instance) => (instance as { id: Key }).id);
-    this.#load = options.load;
     this.#onError = options.onError;
     this.ready = this.#ready.promise;
   }
@@ -157,7 +144,7 @@ export class LiveCollection<T = unknown> implements Channel {
 
   /** @internal */
   begin(): Record<string, unknown> {
-    this.#attempt = { phase: "subscribing", ops: [] };
+    this.#attempt = { ops: [] };
     if (this.#synced) this.#status = "syncing";
     return this.#offset === undefined ? { snapshot: true } : { since: this.#offset };
   }
@@ -167,7 +154,7 @@ export class LiveCollection<T = unknown> implements Channel {
     switch (frame.type) {
       case "snapshot":
         // Only an attempt's first frames are a snapshot.
-        if (this.#attempt?.phase !== "subscribing") return;
+        if (!this.#attempt) return;
         for (const instance of frame.instances ?? []) this.#attempt.ops.push({ set: instance });
         return;
       case "broadcast":
@@ -222,15 +209,15 @@ export class LiveCollection<T = unknown> implements Channel {
 
   #subscribed(frame: ServerFrame): void {
     const attempt = this.#attempt;
-    if (attempt?.phase !== "subscribing") return;
+    if (!attempt) return;
     if (frame.offset === undefined) {
-      // The server has no snapshots (it ignored "snapshot": true).
-      if (!this.#load) {
-        this.#end(new SubscriptionError(501, `restlive: the server sent no snapshot of ${this.target.model}: it does not support snapshots; pass load`));
-        return;
-      }
-      attempt.phase = "loading";
-      this.#runLoad(attempt, this.#load);
+      // The server ignored "snapshot": true. Loading the state some other
+      // way (a GET) cannot be made exact: a server may fold an instance's
+      // entering and leaving the scope into no broadcast at all, and a GET
+      // that saw it in between would hold it forever.
+      // The subscription is live on the server: end it there too.
+      void this.#link.remove(this);
+      this.#end(new SubscriptionError(501, `restlive: the server sent no snapshot of ${this.target.model}: it does not support snapshots`));
       return;
     }
     // A resume adds what changed to what the collection holds; anything
@@ -241,23 +228,6 @@ export class LiveCollection<T = unknown> implements Channel {
     this.#attempt = undefined;
     this.#offset = frame.offset;
     this.#commit(applyOps(base, attempt.ops, this.#keyOf), resumed ? "resume" : "snapshot");
-  }
-
-  #runLoad(attempt: Attempt, load: () => Promise<readonly T[]>): void {
-    load().then(
-      (instances) => {
-        // Stale if the connection dropped, or a resync restarted, meanwhile.
-        if (this.#attempt !== attempt) return;
-        this.#attempt = undefined;
-        const base = applyOps(new Map(), instances.map((set) => ({ set })), this.#keyOf);
-        this.#commit(applyOps(base, attempt.ops, this.#keyOf), "snapshot");
-      },
-      (error: unknown) => {
-        if (this.#attempt !== attempt) return;
-        this.#link.remove(this).catch(() => {});
-        this.#end(error instanceof Error ? error : new Error(String(error)), false);
-      },
-    );
   }
 
   // Applies one broadcast of a live collection in place: the common case,
@@ -304,8 +274,8 @@ export class LiveCollection<T = unknown> implements Channel {
     this.#listeners.emit((e) => this.#link.report(e), change);
   }
 
-  #end(error: Error, dropped = true): void {
-    if (dropped) this.#link.drop(this);
+  #end(error: SubscriptionError): void {
+    this.#link.drop(this); // nothing if already removed
     this.#attempt = undefined;
     this.#status = "closed";
     this.#error = error;

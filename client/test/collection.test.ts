@@ -254,7 +254,7 @@ describe("live collection", () => {
   test("an error ends the collection, keeping what it holds", async (t0) => {
     const { server, client } = await setup(t0);
     const conn = await server.accept();
-    const errors = new Queue<Error>();
+    const errors = new Queue<SubscriptionError>();
     const { tasks } = watch(client, { onError: errors.push });
     const id = await serveSnapshot(conn, [t(1)], "o1");
     await within(tasks.ready, "ready");
@@ -315,69 +315,14 @@ describe("live collection", () => {
 });
 
 describe("live collection on a server without snapshots", () => {
-  test("loads through load(), applying the broadcasts that came meanwhile on top, and again after a reconnect", async (t0) => {
-    const { server, client } = await setup(t0);
-    let conn = await server.accept();
-    const loads = new Queue<(tasks: Task[]) => void>();
-    const { tasks, changes } = watch(client, { load: () => new Promise<Task[]>((resolve) => loads.push(resolve)) });
-    let frame = await conn.next();
-    assert.equal(frame["snapshot"], true);
-    conn.send({ type: "subscribed", request_id: frame["request_id"] }); // no offset: no snapshot support
-    const respond = await loads.next("load()");
-    conn.send(broadcast(frame["request_id"], "UPDATED", t(1, "newer")));
-    conn.send(broadcast(frame["request_id"], "CREATED", t(3)));
-    await flush(client, conn);
-    assert.equal(changes.pending.length, 0);
-    respond([t(1), t(2)]);
-    assert.deepEqual(await changes.next("the load"), { added: [t(1, "newer"), t(2), t(3)], updated: [], removed: [], cause: "snapshot" });
-
-    conn.send(broadcast(frame["request_id"], "DELETED", { id: 2 }));
-    assert.deepEqual((await changes.next("a broadcast")).removed, [t(2)]);
-
-    conn.terminate();
-    conn = await server.accept();
-    frame = await conn.next();
-    assert.equal(frame["snapshot"], true, "no offset to resume from");
-    conn.send({ type: "subscribed", request_id: frame["request_id"] });
-    (await loads.next("load() again"))([t(1, "newer"), t(3), t(4)]);
-    assert.deepEqual(await changes.next("the reload"), { added: [t(4)], updated: [], removed: [], cause: "snapshot" });
-  });
-
-  test("a load that outlives its connection is dropped", async (t0) => {
-    const { server, client } = await setup(t0);
-    let conn = await server.accept();
-    const loads = new Queue<(tasks: Task[]) => void>();
-    const { tasks, changes } = watch(client, { load: () => new Promise<Task[]>((resolve) => loads.push(resolve)) });
-    conn.send({ type: "subscribed", request_id: (await conn.next())["request_id"] });
-    const stale = await loads.next("load()");
-    conn.terminate();
-    conn = await server.accept();
-    conn.send({ type: "subscribed", request_id: (await conn.next())["request_id"] });
-    const fresh = await loads.next("load() again");
-    stale([t(1)]);
-    fresh([t(2)]);
-    assert.deepEqual((await changes.next("the load")).added, [t(2)]);
-    assert.deepEqual(ids(tasks), [2]);
-  });
-
-  test("without load(), ends with 501", async (t0) => {
+  test("ends with 501 and unsubscribes", async (t0) => {
     const { server, client } = await setup(t0);
     const conn = await server.accept();
     const tasks = client.collection(TASKS);
     const frame = await conn.next();
-    conn.send({ type: "subscribed", request_id: frame["request_id"] });
+    conn.send({ type: "subscribed", request_id: frame["request_id"] }); // no offset: "snapshot" was ignored
     await assert.rejects(tasks.ready, (err: unknown) => err instanceof SubscriptionError && err.code === 501);
     assert.equal(tasks.status, "closed");
-  });
-
-  test("a failed load ends the collection and unsubscribes it", async (t0) => {
-    const { server, client } = await setup(t0);
-    const conn = await server.accept();
-    const tasks = client.collection(TASKS, { load: () => Promise.reject(new Error("GET /api/tasks/: 500")) });
-    const frame = await conn.next();
-    conn.send({ type: "subscribed", request_id: frame["request_id"] });
-    await assert.rejects(tasks.ready, /500/);
     assert.deepEqual(await conn.next(), { request_id: frame["request_id"], unsubscribe: true, ack: true });
-    assert.equal(tasks.status, "closed");
   });
 });
