@@ -218,6 +218,9 @@ export class LiveClient {
   #connect(): void {
     const generation = ++this.#generation;
     this.#setState("connecting", {});
+    // A state listener may have closed or reconnected the client: state
+    // listeners run before the client goes on, here and below.
+    if (generation !== this.#generation) return;
     let token: string | undefined | Promise<string | undefined>;
     try {
       token = typeof this.#token === "function" ? this.#token() : this.#token;
@@ -258,6 +261,7 @@ export class LiveClient {
   #opened(socket: WebSocketLike): void {
     if (this.#socket !== socket) return;
     this.#setState("open", {});
+    if (this.#socket !== socket) return;
     // A connection that stays up this long was a good one: the next
     // outage starts its backoff from the beginning.
     this.#goodTimer = setTimer(() => {
@@ -280,17 +284,19 @@ export class LiveClient {
 
   #retry(info: StateInfo): void {
     const delay = Math.max(0, this.#retryDelay(this.#attempt++));
-    this.#setState("reconnecting", { ...info, retryIn: delay });
+    // Armed before the listeners hear of it, so that one that closes or
+    // reconnects the client clears it.
     this.#retryTimer = setTimer(() => {
       this.#retryTimer = undefined;
       this.#connect();
     }, delay);
+    this.#setState("reconnecting", { ...info, retryIn: delay });
   }
 
   #fail(error: Error, info: StateInfo): void {
     this.#failure = error;
-    this.#setState("failed", { ...info, error });
     for (const ch of [...this.#channels]) ch.stopped(error, false);
+    this.#setState("failed", { ...info, error });
   }
 
   // Lets go of the socket (closing it with code, if given, when it is

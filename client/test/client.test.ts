@@ -363,6 +363,46 @@ describe("close", () => {
   });
 });
 
+describe("state listeners", () => {
+  test("may close the client when told it is reconnecting: no attempt follows", async (t) => {
+    let sockets = 0;
+    const { server, client, states } = await setup(t, {
+      retryDelay: () => 0,
+      createSocket: (url, protocols) => (sockets++, new WebSocket(url, protocols)),
+    });
+    client.onStateChange((state) => state === "reconnecting" && client.close());
+    (await server.accept()).terminate();
+    await reach(states, "reconnecting");
+    await reach(states, "closed");
+    // The retry was armed for 0 ms before the listener ran; a timer armed
+    // now fires after it would have.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(sockets, 1);
+    assert.equal(states.pending.length, 0, "no state after closed");
+  });
+
+  test("may reconnect the client when told it is connecting: one socket is opened", async (t) => {
+    let sockets = 0;
+    let once = true;
+    const { server, client, states } = await setup(t, {
+      createSocket: (url, protocols) => (sockets++, new WebSocket(url, protocols)),
+    });
+    await server.accept();
+    await reach(states, "open");
+    client.onStateChange((state) => {
+      if (state === "connecting" && once) {
+        once = false;
+        client.reconnect(); // from inside: the outer connect must not open a second socket
+      }
+    });
+    client.reconnect();
+    await server.accept();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(sockets, 2, `sockets ${sockets}`);
+    assert.equal(server.waiting, 0);
+  });
+});
+
 describe("bad frames", () => {
   test("are reported, and the connection carries on", async (t) => {
     const { server, client, errors } = await setup(t);
