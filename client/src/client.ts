@@ -118,11 +118,14 @@ export class LiveClient {
   #idOf = new Map<Channel, number>();
   // Unsubscribes sent, waiting for the server to confirm.
   #unsubscribing = new Map<string, () => void>();
+  // Channels refused with 429, waiting to subscribe again on this connection.
+  #later = new Map<Channel, Timer>();
 
   #link: Link = {
     restart: (ch) => this.#restart(ch),
     remove: (ch) => this.#remove(ch),
     drop: (ch) => this.#forget(ch),
+    retryLater: (ch, attempt) => this.#retryLater(ch, attempt),
     report: (error) => this.#report(error),
   };
 
@@ -324,6 +327,8 @@ export class LiveClient {
     }
     this.#byId.clear();
     this.#idOf.clear();
+    for (const timer of this.#later.values()) clearTimer(timer);
+    this.#later.clear(); // the next connection subscribes them anyway
     // An unsubscribe the server never confirmed is done: its subscription
     // ended with the connection.
     for (const resolve of this.#unsubscribing.values()) resolve();
@@ -390,7 +395,24 @@ export class LiveClient {
     return new Promise((resolve) => this.#unsubscribing.set(String(id), resolve));
   }
 
+  #retryLater(ch: Channel, attempt: number): void {
+    // The refused request is over: its id names nothing any more.
+    const id = this.#idOf.get(ch);
+    this.#idOf.delete(ch);
+    if (id !== undefined) this.#byId.delete(String(id));
+    const timer = setTimer(
+      () => {
+        this.#later.delete(ch);
+        if (this.#channels.has(ch) && this.#isOpen()) this.#subscribe(ch);
+      },
+      Math.max(0, this.#retryDelay(attempt)),
+    );
+    this.#later.set(ch, timer);
+  }
+
   #forget(ch: Channel): void {
+    clearTimer(this.#later.get(ch));
+    this.#later.delete(ch);
     const id = this.#idOf.get(ch);
     this.#idOf.delete(ch);
     if (id !== undefined) this.#byId.delete(String(id));

@@ -89,6 +89,8 @@ export class LiveCollection<T = unknown> implements Channel {
   // The offset of the last frame applied: where a resume starts.
   #offset: string | undefined;
   #attempt: Attempt | undefined;
+  // 429s in a row answering resubscribes.
+  #refusals = 0;
 
   /** @internal Made by LiveClient.collection. */
   constructor(link: Link, target: Target, options: CollectionOptions<T>) {
@@ -175,6 +177,13 @@ export class LiveCollection<T = unknown> implements Channel {
         this.#link.restart(this);
         return;
       case "error":
+        // A resume refused as too many requests (a burst after a
+        // reconnect) is tried again, from the same offset.
+        if (frame.code === 429 && this.#synced && this.#attempt) {
+          this.#attempt = undefined;
+          this.#link.retryLater(this, this.#refusals++);
+          return;
+        }
         this.#end(new SubscriptionError(frame.code ?? 0, frame.message ?? "refused"));
         return;
     }
@@ -224,6 +233,7 @@ export class LiveCollection<T = unknown> implements Channel {
     // else (a first subscribe, or a resume the server could not serve)
     // brings the whole state, which replaces it.
     const resumed = frame.resumed === true;
+    this.#refusals = 0;
     const base = resumed ? new Map(this.#items) : new Map<string, T>();
     this.#attempt = undefined;
     this.#offset = frame.offset;

@@ -39,6 +39,13 @@ export interface Link {
   remove(ch: Channel): Promise<void>;
   /** Forgets ch, which the server ended: nothing is sent. */
   drop(ch: Channel): void;
+  /**
+   * The server refused to subscribe ch again with 429 (too many requests,
+   * as a burst of resubscribes after a reconnect may be): subscribes it
+   * once more after the backoff's delay for refusal number attempt (0 for
+   * the first), on this connection, or at once on the next.
+   */
+  retryLater(ch: Channel, attempt: number): void;
   /** Reports an error that no caller can catch (see ClientOptions.onError). */
   report(error: unknown): void;
 }

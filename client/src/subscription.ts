@@ -48,6 +48,8 @@ export class Subscription<T = unknown> implements Channel {
   #status: SubscriptionStatus = "subscribing";
   #error: Error | undefined;
   #wasLive = false;
+  // 429s in a row answering resubscribes.
+  #refusals = 0;
   #handlers: SubscriptionHandlers<T>;
   #link: Link;
 
@@ -90,6 +92,7 @@ export class Subscription<T = unknown> implements Channel {
       case "subscribed": {
         if (this.#status !== "subscribing") return;
         this.#status = "live";
+        this.#refusals = 0;
         this.#ready.resolve();
         const again = this.#wasLive;
         this.#wasLive = true;
@@ -104,6 +107,12 @@ export class Subscription<T = unknown> implements Channel {
         call(report, this.#handlers.onResync, "resync");
         return;
       case "error":
+        // A resubscribe refused as too many requests (a burst after a
+        // reconnect) is tried again: the subscription was fine before.
+        if (frame.code === 429 && this.#wasLive && this.#status === "subscribing") {
+          this.#link.retryLater(this, this.#refusals++);
+          return;
+        }
         this.#end(new SubscriptionError(frame.code ?? 0, frame.message ?? "refused"));
         return;
     }

@@ -221,6 +221,37 @@ describe("reconnect", () => {
   });
 });
 
+describe("429", () => {
+  test("refusing a resubscribe: tried again after the backoff's delay, on the same connection", async (t) => {
+    const delays: number[] = [];
+    const { server, client } = await setup(t, { retryDelay: (n) => (delays.push(n), 0) });
+    let conn = await server.accept();
+    const resyncs = new Queue<ResyncReason>();
+    const sub = client.subscribe(TASKS, { onResync: resyncs.push });
+    await ack(conn);
+    await within(sub.ready, "ready");
+    conn.terminate();
+    conn = await server.accept();
+    for (let i = 0; i < 2; i++) {
+      const frame = await conn.next("a resubscribe");
+      conn.send({ type: "error", request_id: frame["request_id"], code: 429, message: "requests too fast" });
+    }
+    await ack(conn);
+    assert.equal(await resyncs.next("onResync"), "reconnected");
+    assert.equal(sub.status, "live");
+    assert.deepEqual(delays, [0, 0, 1], "one reconnect, then refusals 0 and 1");
+  });
+
+  test("refusing a first subscribe rejects it: the application decides", async (t) => {
+    const { server, client } = await setup(t);
+    const conn = await server.accept();
+    const sub = client.subscribe(TASKS);
+    const frame = await conn.next();
+    conn.send({ type: "error", request_id: frame["request_id"], code: 429, message: "too many subscriptions" });
+    await assert.rejects(sub.ready, (err: unknown) => err instanceof SubscriptionError && err.code === 429);
+  });
+});
+
 describe("close codes", () => {
   for (const code of [4003, 1008]) {
     test(`${code}: fails without retrying, rejects what is not live, and reconnect() starts again`, async (t) => {

@@ -251,6 +251,28 @@ describe("live collection", () => {
     assert.equal(tasks.status, "live");
   });
 
+  test("a resume refused with 429 is tried again from the same offset, holding the state", async (t0) => {
+    const { server, client } = await setup(t0);
+    let conn = await server.accept();
+    const { tasks, changes } = watch(client);
+    await serveSnapshot(conn, [t(1)], "o1");
+    await changes.next("the snapshot");
+    conn.terminate();
+    conn = await server.accept();
+    const refused = await conn.next("the resume");
+    conn.send(broadcast(refused["request_id"], "CREATED", t(2), "o2")); // not applied: the attempt failed
+    conn.send({ type: "error", request_id: refused["request_id"], code: 429, message: "requests too fast" });
+    const again = await conn.next("the resume, again");
+    assert.equal(again["since"], "o1");
+    assert.notEqual(again["request_id"], refused["request_id"]);
+    assert.equal(tasks.status, "syncing");
+    conn.send({ type: "subscribed", request_id: again["request_id"], offset: "o1", resumed: true });
+    await flush(client, conn);
+    assert.equal(tasks.status, "live");
+    assert.deepEqual(ids(tasks), [1]);
+    assert.equal(changes.pending.length, 0);
+  });
+
   test("an error ends the collection, keeping what it holds", async (t0) => {
     const { server, client } = await setup(t0);
     const conn = await server.accept();
