@@ -99,6 +99,8 @@ export class LiveClient {
   #onError: (error: unknown) => void;
 
   #state: ConnectionState = "connecting";
+  // Why the client failed, while it is "failed".
+  #failure: Error | undefined;
   #stateListeners = new Listeners<[ConnectionState, StateInfo]>();
   #socket: WebSocketLike | undefined;
   // Bumped by every connect, close and reconnect: a token that arrives for
@@ -124,7 +126,7 @@ export class LiveClient {
   #link: Link = {
     restart: (ch) => this.#restart(ch),
     remove: (ch) => this.#remove(ch),
-    drop: (ch) => this.#forget(ch),
+    drop: (ch) => this.#dropChannel(ch),
     retryLater: (ch, attempt) => this.#retryLater(ch, attempt),
     report: (error) => this.#report(error),
   };
@@ -177,7 +179,7 @@ export class LiveClient {
    */
   reconnect(): void {
     if (this.#state === "closed") return;
-    this.#drop(1000, "reconnect");
+    this.#release(1000, "reconnect");
     this.#attempt = 0;
     this.#connect();
   }
@@ -188,7 +190,7 @@ export class LiveClient {
    */
   close(): void {
     if (this.#state === "closed") return;
-    this.#drop(1000, "closed");
+    this.#release(1000, "closed");
     onlineEvents(this.#online, false);
     const error = new ConnectionError(1000, "", "restlive: the client was closed");
     const channels = [...this.#channels];
@@ -209,12 +211,11 @@ export class LiveClient {
       return ch;
     }
     this.#channels.add(ch);
-    if (this.#state === "failed") ch.stopped(this.#failure ?? new ConnectionError(4003, ""), false);
+    // Failed, it is kept for reconnect(), but told that it will not be live before.
+    if (this.#failure) ch.stopped(this.#failure, false);
     else if (this.#isOpen()) this.#subscribe(ch);
     return ch;
   }
-
-  #failure: Error | undefined;
 
   // --- the connection ---
 
@@ -277,7 +278,7 @@ export class LiveClient {
   }
 
   #closed(code: number, reason: string): void {
-    this.#drop();
+    this.#release();
     if (FATAL.has(code)) {
       this.#fail(new ConnectionError(code, reason), { code, reason });
     } else {
@@ -305,7 +306,7 @@ export class LiveClient {
   // Lets go of the socket (closing it with code, if given, when it is
   // still ours to close), and of everything tied to it: timers, the
   // request ids, what waited for the server.
-  #drop(code?: number, reason?: string): void {
+  #release(code?: number, reason?: string): void {
     this.#generation++;
     clearTimer(this.#retryTimer);
     clearTimer(this.#goodTimer);
@@ -376,30 +377,22 @@ export class LiveClient {
 
   #restart(ch: Channel): void {
     if (!this.#channels.has(ch) || !this.#isOpen()) return; // the next connection subscribes it anyway
-    this.#unsubscribe(ch);
+    void this.#endRequest(ch);
     this.#subscribe(ch);
   }
 
   #remove(ch: Channel): Promise<void> {
     if (!this.#channels.delete(ch)) return Promise.resolve();
-    return this.#unsubscribe(ch);
+    return this.#endRequest(ch);
   }
 
-  // Ends ch's request on the server, if it has one there; resolves when
-  // the server confirms. Frames still on their way for it are dropped.
-  #unsubscribe(ch: Channel): Promise<void> {
-    const id = this.#idOf.get(ch);
-    this.#forget(ch);
-    if (id === undefined || !this.#isOpen()) return Promise.resolve();
-    this.#send(encodeUnsubscribe(this.#dialect, id));
-    return new Promise((resolve) => this.#unsubscribing.set(String(id), resolve));
+  #dropChannel(ch: Channel): void {
+    this.#channels.delete(ch);
+    this.#forgetRequest(ch);
   }
 
   #retryLater(ch: Channel, attempt: number): void {
-    // The refused request is over: its id names nothing any more.
-    const id = this.#idOf.get(ch);
-    this.#idOf.delete(ch);
-    if (id !== undefined) this.#byId.delete(String(id));
+    this.#forgetRequest(ch); // refused: the server has no such request
     const timer = setTimer(
       () => {
         this.#later.delete(ch);
@@ -410,13 +403,24 @@ export class LiveClient {
     this.#later.set(ch, timer);
   }
 
-  #forget(ch: Channel): void {
+  // Ends ch's request on the server, if it has one there; resolves when
+  // the server confirms. Frames still on their way for it are dropped.
+  #endRequest(ch: Channel): Promise<void> {
+    const id = this.#forgetRequest(ch);
+    if (id === undefined || !this.#isOpen()) return Promise.resolve();
+    this.#send(encodeUnsubscribe(this.#dialect, id));
+    return new Promise((resolve) => this.#unsubscribing.set(String(id), resolve));
+  }
+
+  // Forgets ch's request of this connection, and a retry of it waiting;
+  // returns the request's id, if it had one.
+  #forgetRequest(ch: Channel): number | undefined {
     clearTimer(this.#later.get(ch));
     this.#later.delete(ch);
     const id = this.#idOf.get(ch);
     this.#idOf.delete(ch);
     if (id !== undefined) this.#byId.delete(String(id));
-    this.#channels.delete(ch);
+    return id;
   }
 
   #receive(data: unknown): void {

@@ -231,6 +231,22 @@ describe("live collection", () => {
     assert.equal(tasks.status, "live");
   });
 
+  test("after a resync it is still resumed on the next connection", async (t0) => {
+    const { server, client } = await setup(t0);
+    let conn = await server.accept();
+    const { changes } = watch(client);
+    const id = await serveSnapshot(conn, [t(1)], "o1");
+    await changes.next("the snapshot");
+    conn.send({ type: "resync", request_id: id });
+    await conn.next("the unsubscribe");
+    const frame = await conn.next("the resume");
+    conn.send({ type: "subscribed", request_id: frame["request_id"], offset: "o2", resumed: true });
+    await flush(client, conn);
+    conn.terminate();
+    conn = await server.accept();
+    assert.equal((await conn.next("the resume after the reconnect"))["since"], "o2");
+  });
+
   test("resync in the middle of a resume starts it again from the same offset", async (t0) => {
     const { server, client } = await setup(t0);
     let conn = await server.accept();
