@@ -1,5 +1,5 @@
 import { ConnectionError, SubscriptionError } from "./errors.js";
-import { type Channel, Deferred, type Link, Listeners, call } from "./internal.js";
+import { Deferred, type Link, Listeners, call } from "./internal.js";
 import type { Action, ServerFrame, Target } from "./protocol.js";
 
 /** A key of an instance in a collection: its id, by default. */
@@ -61,7 +61,7 @@ interface Attempt {
  * Instances are the server's JSON, shared with listeners: treat them as
  * read-only.
  */
-export class LiveCollection<T = unknown> implements Channel {
+export class LiveCollection<T = unknown> {
   readonly target: Target;
   /**
    * Resolves once the collection holds the scope's state for the first
@@ -92,7 +92,7 @@ export class LiveCollection<T = unknown> implements Channel {
   // 429s in a row answering resubscribes.
   #refusals = 0;
 
-  /** @internal Made by LiveClient.collection. */
+  /** Made by `client.collection`. */
   constructor(link: Link, target: Target, options: CollectionOptions<T>) {
     this.#link = link;
     this.target = target;

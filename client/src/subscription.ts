@@ -1,5 +1,5 @@
 import { ConnectionError, SubscriptionError } from "./errors.js";
-import { type Channel, Deferred, type Link, call } from "./internal.js";
+import { Deferred, type Link, call } from "./internal.js";
 import type { Action, ServerFrame, Target } from "./protocol.js";
 
 /** One broadcast: an instance entered, changed within or left the scope. */
@@ -35,7 +35,7 @@ export type SubscriptionStatus = "subscribing" | "live" | "closed";
  * It is resubscribed on every new connection until `unsubscribe()` or an
  * error from the server ends it.
  */
-export class Subscription<T = unknown> implements Channel {
+export class Subscription<T = unknown> {
   readonly target: Target;
   /**
    * Resolves once the subscription is live: the server confirmed it, and
@@ -53,7 +53,7 @@ export class Subscription<T = unknown> implements Channel {
   #handlers: SubscriptionHandlers<T>;
   #link: Link;
 
-  /** @internal Made by LiveClient.subscribe. */
+  /** Made by `client.subscribe`. */
   constructor(link: Link, target: Target, handlers: SubscriptionHandlers<T>) {
     this.#link = link;
     this.target = target;
