@@ -225,21 +225,19 @@ export class LiveClient {
     // A state listener may have closed or reconnected the client: state
     // listeners run before the client goes on, here and below.
     if (generation !== this.#generation) return;
-    let token: string | undefined | Promise<string | undefined>;
-    try {
-      token = typeof this.#token === "function" ? this.#token() : this.#token;
-    } catch (error) {
-      this.#retry({ reason: `token: ${String(error)}` });
+    const token = this.#token;
+    if (typeof token !== "function") {
+      this.#open(token);
       return;
     }
-    if (token instanceof Promise) {
-      token.then(
+    // Asked anew for every connection; whatever it returns or throws,
+    // settled the same way.
+    Promise.resolve()
+      .then(token)
+      .then(
         (t) => generation === this.#generation && this.#open(t),
         (error: unknown) => generation === this.#generation && this.#retry({ reason: `token: ${String(error)}` }),
       );
-    } else {
-      this.#open(token);
-    }
   }
 
   #open(token: string | undefined): void {

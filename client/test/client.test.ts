@@ -357,6 +357,19 @@ describe("authentication", () => {
     assert.deepEqual((await server.accept()).protocols, ["restlive", "restlive.token.t0k3n-2"]);
   });
 
+  test("a token function that fails is retried with backoff", async (t) => {
+    let calls = 0;
+    const { server, states } = await setup(t, {
+      token: () => {
+        if (++calls === 1) throw new Error("token service down");
+        return "ok";
+      },
+    });
+    const info = await reach(states, "reconnecting");
+    assert.match(info.reason ?? "", /token: Error: token service down/);
+    assert.deepEqual((await server.accept()).protocols, ["restlive", "restlive.token.ok"]);
+  });
+
   test("offers nothing without a token, so that cookies authenticate", async (t) => {
     const { server } = await setup(t);
     assert.deepEqual((await server.accept()).protocols, []);
