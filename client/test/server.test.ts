@@ -1,8 +1,7 @@
 // The client against the real example server, built from this checkout:
-// subscriptions and their errors in both dialects, authentication, and
-// what a subscription goes through: a server restart and a resync. Live
-// collections need snapshots, which the server does not send yet: their
-// tests are in snapshot.test.ts.
+// subscriptions and their errors in both dialects, authentication by
+// cookie and by token, and what a subscription goes through: a server
+// restart and a resync. Live collections are in snapshot.test.ts.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -161,10 +160,7 @@ describe("a subscription across", () => {
 });
 
 describe("a token as a subprotocol", () => {
-  // The server reads "restlive.token.<token>" from the offered subprotocols
-  // once its Authenticate does (being built): until then it is gated.
-  const gated = process.env["RESTLIVE_TOKEN_SUBPROTOCOL"] !== "1";
-  test("authenticates a connection as the token's user", { skip: gated && "set RESTLIVE_TOKEN_SUBPROTOCOL=1 once the server reads tokens from subprotocols" }, async (t) => {
+  test("authenticates a connection as the token's user", async (t) => {
     const { app } = await world(t, bin);
     const token = await register(app.base, "carol");
     const carol = new Api(app.base, { token });

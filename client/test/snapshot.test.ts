@@ -1,26 +1,39 @@
-// Live collections against the real example server: snapshot, broadcasts
-// with offsets, and resume after a server restart and a resync. The
-// server's side of snapshots is being built; until it is on main these
-// tests run only with RESTLIVE_SNAPSHOT=1.
+// Live collections against the real example server: snapshots and
+// broadcasts with offsets under concurrent writes, and what a collection
+// goes through when the server is killed and restarted, and when its
+// broker drops. Whether the server resumed rather than sent a fresh
+// snapshot depends on its record of changes (a live.History), which the
+// example app does not have yet: those checks run only with
+// RESTLIVE_RESUME=1. The collections must equal GET either way.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { concurrentWrites, restart, resync } from "./scenarios.js";
+import { concurrentWrites, restart, resync, type Tap } from "./scenarios.js";
 import { buildApp, tempDir } from "./server.js";
 
-const skip = process.env["RESTLIVE_SNAPSHOT"] !== "1" && "set RESTLIVE_SNAPSHOT=1 once the server sends snapshots and resumes";
+const resumes = process.env["RESTLIVE_RESUME"] === "1" || "set RESTLIVE_RESUME=1 once the example app keeps a record of changes (capture.History)";
+const skipResume = resumes === true ? false : resumes;
 
 let bin = "";
 let removeBuild = async () => {};
 before(async () => {
-  if (skip) return;
   const { dir, remove } = await tempDir();
   removeBuild = remove;
   bin = await buildApp(dir);
 });
 after(() => removeBuild());
 
-describe("live collections", { skip }, () => {
+// How the subscriptions answered after index mark: resumed, or a snapshot.
+function answers(tap: Tap, mark: number) {
+  const subscribed = tap.received.slice(mark).filter((f) => f["type"] === "subscribed");
+  return {
+    subscribed,
+    resumed: subscribed.filter((f) => f["resumed"] === true).length,
+    snapshotFrames: tap.count("snapshot", mark),
+  };
+}
+
+describe("live collections", () => {
   test("equal GET of their list under concurrent writes", async (t) => {
     const { tap, watched } = await concurrentWrites(t, bin);
     for (const w of watched) assert.equal(w.collection.status, "live");
@@ -32,25 +45,33 @@ describe("live collections", { skip }, () => {
     }
   });
 
-  test("the server killed and restarted while another process writes: every collection resumes, and equals GET", async (t) => {
+  test("the server killed and restarted while another process writes: every collection asks to resume, and equals GET", async (t) => {
     const { tap, mark, watched } = await restart(t, bin);
-    const after = tap.received.slice(mark);
     const resubscribes = tap.sent.filter((f) => f["since"] !== undefined);
-    assert.equal(resubscribes.length, watched.length, "every collection asked to resume");
-    const subscribed = after.filter((f) => f["type"] === "subscribed");
+    assert.equal(resubscribes.length, watched.length, "every collection asked to resume, from its own offset");
+    const { subscribed, resumed, snapshotFrames } = answers(tap, mark);
     assert.equal(subscribed.length, watched.length);
-    // Only tasks changed while the server was down: the server can tell
-    // which, so it resumes and sends no snapshot.
-    for (const f of subscribed) assert.equal(f["resumed"], true, JSON.stringify(f));
-    assert.equal(tap.count("snapshot", mark), 0, "no snapshot frame after the restart");
+    t.diagnostic(`after the restart: ${resumed} of ${subscribed.length} resumed, ${snapshotFrames} snapshot frames`);
+
+    await t.test("resumed rather than refetched: no snapshot frame", { skip: skipResume }, () => {
+      // Only tasks changed while the server was down: the server can tell
+      // which, so it resumes every collection.
+      for (const f of subscribed) assert.equal(f["resumed"], true, JSON.stringify(f));
+      assert.equal(snapshotFrames, 0);
+    });
   });
 
-  test("resync after the server's broker came back: every collection resumes, and equals GET", async (t) => {
+  test("resync after the server's broker came back: every collection resubscribes from its offset, and equals GET", async (t) => {
     const result = await resync(t, bin);
     if (!result) return;
     const { tap, mark, watched } = result;
     const resumes = tap.sent.filter((f) => f["since"] !== undefined);
     assert.ok(resumes.length >= watched.length, "every collection resubscribed with since");
-    assert.equal(tap.count("snapshot", mark), 0, "resumed, not refetched");
+    const { subscribed, resumed, snapshotFrames } = answers(tap, mark);
+    t.diagnostic(`after the resync: ${resumed} of ${subscribed.length} resumed, ${snapshotFrames} snapshot frames`);
+
+    await t.test("resumed rather than refetched: no snapshot frame", { skip: skipResume }, () => {
+      assert.equal(snapshotFrames, 0);
+    });
   });
 });
