@@ -76,9 +76,10 @@ export interface StateInfo {
 }
 
 // Close codes after which the client stops: retrying would be refused the
-// same way (4003: authentication required or ended; 1008: origin or
-// policy). Every other close (1001 going away, 1006 lost, 1013 try again
-// later, ...) is retried with backoff.
+// same way (4003: authentication required or refused; 1008: origin or
+// policy). Every other close is retried with backoff: 1001 going away,
+// 1006 lost, 1011 server error, 1013 overloaded, and 4001 sessions ended,
+// where the next connection authenticates again with what it has now.
 const FATAL = new Set([4003, 1008]);
 
 /**

@@ -66,8 +66,8 @@ export class LiveCollection<T = unknown> {
   /**
    * Resolves once the collection holds the scope's state for the first
    * time. Rejects with a SubscriptionError if the server refuses the
-   * subscription, or a ConnectionError if the client fails or is closed
-   * first.
+   * subscription, or a ConnectionError if the client fails or is closed,
+   * or close() is called, first.
    */
   readonly ready: Promise<void>;
 

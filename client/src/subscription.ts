@@ -41,7 +41,7 @@ export class Subscription<T = unknown> {
    * Resolves once the subscription is live: the server confirmed it, and
    * every change committed after that is broadcast. Rejects with a
    * SubscriptionError if the server refuses it, or a ConnectionError if
-   * the client fails or is closed first.
+   * the client fails or is closed, or unsubscribe() is called, first.
    */
   readonly ready: Promise<void>;
   #ready = new Deferred();

@@ -280,7 +280,7 @@ describe("close codes", () => {
     });
   }
 
-  for (const code of [1001, 1013, 1011]) {
+  for (const code of [1001, 1013, 1011, 4001]) {
     test(`${code}: reconnects with backoff`, async (t) => {
       const { server, states } = await setup(t);
       const conn = await server.accept();
