@@ -119,8 +119,9 @@ export class LiveClient {
   #nextId = 1;
   #byId = new Map<string, Channel>();
   #idOf = new Map<Channel, number>();
-  // Unsubscribes sent, waiting for the server to confirm.
-  #unsubscribing = new Map<string, () => void>();
+  // Unsubscribes sent, by request id, waiting for the server to confirm:
+  // what to call then, and the 429s met on the way.
+  #unsubscribing = new Map<string, { done: () => void; refusals: number; timer?: Timer }>();
   // Channels refused with 429, waiting to subscribe again on this connection.
   #later = new Map<Channel, Timer>();
 
@@ -331,7 +332,10 @@ export class LiveClient {
     this.#later.clear(); // the next connection subscribes them anyway
     // An unsubscribe the server never confirmed is done: its subscription
     // ended with the connection.
-    for (const resolve of this.#unsubscribing.values()) resolve();
+    for (const u of this.#unsubscribing.values()) {
+      clearTimer(u.timer);
+      u.done();
+    }
     this.#unsubscribing.clear();
     for (const ch of [...this.#channels]) ch.disconnected();
   }
@@ -408,7 +412,7 @@ export class LiveClient {
     const id = this.#forgetRequest(ch);
     if (id === undefined || !this.#isOpen()) return Promise.resolve();
     this.#send(encodeUnsubscribe(this.#dialect, id));
-    return new Promise((resolve) => this.#unsubscribing.set(String(id), resolve));
+    return new Promise((done) => this.#unsubscribing.set(String(id), { done, refusals: 0 }));
   }
 
   // Forgets ch's request of this connection, and a retry of it waiting;
@@ -433,10 +437,20 @@ export class LiveClient {
     const key = frame.key;
     // The answer to an unsubscribe: "unsubscribed", or an error if the
     // server had already ended the subscription.
-    const done = key === null ? undefined : this.#unsubscribing.get(key);
-    if (done && (frame.type === "unsubscribed" || frame.type === "error")) {
+    const u = key === null ? undefined : this.#unsubscribing.get(key);
+    if (u && (frame.type === "unsubscribed" || frame.type === "error")) {
+      if (frame.type === "error" && frame.code === 429) {
+        // Refused as too fast: the subscription is still active there,
+        // and would hold the server's resources (and count against this
+        // connection's limits) until the connection ends. Ask again.
+        u.timer = setTimer(() => {
+          u.timer = undefined;
+          if (this.#isOpen()) this.#send(encodeUnsubscribe(this.#dialect, Number(key)));
+        }, Math.max(0, this.#retryDelay(u.refusals++)));
+        return;
+      }
       this.#unsubscribing.delete(key!);
-      done();
+      u.done();
       return;
     }
     if (frame.type === "resync" && key === null) {

@@ -108,9 +108,9 @@ describe("subscribe", () => {
     const frame = await ack(conn);
     await ack(conn);
     await within(ended.ready, "ready");
-    conn.send({ type: "error", request_id: frame["request_id"], code: 429, message: "too many instances in scope" });
+    conn.send({ type: "error", request_id: frame["request_id"], code: 413, message: "too many instances in scope" });
     const error = await errors.next("onError");
-    assert.equal(error.code, 429);
+    assert.equal(error.code, 413);
     assert.equal(ended.status, "closed");
     assert.equal(ended.error, error);
 
@@ -240,6 +240,21 @@ describe("429", () => {
     assert.equal(await resyncs.next("onResync"), "reconnected");
     assert.equal(sub.status, "live");
     assert.deepEqual(delays, [0, 0, 1], "one reconnect, then refusals 0 and 1");
+  });
+
+  test("refusing an unsubscribe: asked again, since the subscription is still active there", async (t) => {
+    const { server, client } = await setup(t);
+    const conn = await server.accept();
+    const sub = client.subscribe(TASKS);
+    const frame = await ack(conn);
+    await within(sub.ready, "ready");
+    const done = sub.unsubscribe();
+    const unsubscribe = { request_id: frame["request_id"], unsubscribe: true, ack: true };
+    assert.deepEqual(await conn.next(), unsubscribe);
+    conn.send({ type: "error", request_id: frame["request_id"], code: 429, message: "requests too fast" });
+    assert.deepEqual(await conn.next("the unsubscribe, again"), unsubscribe);
+    conn.send({ type: "unsubscribed", request_id: frame["request_id"] });
+    await within(done, "unsubscribe");
   });
 
   test("refusing a first subscribe rejects it: the application decides", async (t) => {

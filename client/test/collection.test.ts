@@ -296,10 +296,10 @@ describe("live collection", () => {
     const { tasks } = watch(client, { onError: errors.push });
     const id = await serveSnapshot(conn, [t(1)], "o1");
     await within(tasks.ready, "ready");
-    conn.send({ type: "error", request_id: id, code: 429, message: "the scope grew beyond 10000 instances" });
+    conn.send({ type: "error", request_id: id, code: 413, message: "the scope grew beyond 10000 instances" });
     const error = await errors.next("onError");
     assert.ok(error instanceof SubscriptionError);
-    assert.equal(error.code, 429);
+    assert.equal(error.code, 413);
     assert.equal(tasks.status, "closed");
     assert.equal(tasks.error, error);
     assert.deepEqual(ids(tasks), [1]);
