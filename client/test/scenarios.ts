@@ -26,7 +26,7 @@ type Frame = Record<string, any>;
 export class Tap {
   readonly sent: Frame[] = [];
   readonly received: Frame[] = [];
-  /** Each received frame, as it comes. */
+  // Called after each frame received.
   readonly #listeners = new Set<() => void>();
 
   socket(headers: Record<string, string>): NonNullable<ClientOptions["createSocket"]> {

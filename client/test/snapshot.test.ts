@@ -11,8 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { concurrentWrites, restart, resync, type Tap } from "./scenarios.js";
 import { buildApp, tempDir } from "./server.js";
 
-const resumes = process.env["RESTLIVE_RESUME"] === "1" || "set RESTLIVE_RESUME=1 once the example app keeps a record of changes (capture.History)";
-const skipResume = resumes === true ? false : resumes;
+const skipResume = process.env["RESTLIVE_RESUME"] === "1" ? false : "set RESTLIVE_RESUME=1 once the example app keeps a record of changes (capture.History)";
 
 let bin = "";
 let removeBuild = async () => {};
