@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { WebSocket } from "ws";
-import { type Broadcast, type ConnectionState, LiveClient, type ResyncReason, type StateInfo, SubscriptionError } from "../src/index.js";
+import { type Broadcast, ConnectionError, type ConnectionState, LiveClient, type ResyncReason, type StateInfo, SubscriptionError } from "../src/index.js";
 import { Queue, within } from "./helpers.js";
 import { type Task, world } from "./scenarios.js";
 import { Api, Redis, buildApp, login, register, sqlite, tempDir } from "./server.js";
@@ -168,5 +168,17 @@ describe("a token as a subprotocol", () => {
     const client = new LiveClient({ url: app.ws, WebSocket, token });
     t.after(() => client.close());
     await within(client.subscribe({ model: "todolist.List", value: secret.id }).ready, "ready");
+  });
+
+  test("a token the server refuses (4003) fails the client instead of retrying", async (t) => {
+    const { app } = await world(t, bin);
+    const attempts: number[] = [];
+    const client = new LiveClient({ url: app.ws, WebSocket, token: "deadbeef", retryDelay: (n) => (attempts.push(n), 0) });
+    t.after(() => client.close());
+    const failed = new Promise<StateInfo>((resolve) => client.onStateChange((state, info) => state === "failed" && resolve(info)));
+    const info = await within(failed, "the client to fail");
+    assert.ok(info.error instanceof ConnectionError);
+    assert.equal(info.error.code, 4003);
+    assert.deepEqual(attempts, []);
   });
 });
