@@ -3,7 +3,7 @@
 # staticcheck, and `go test -race ./...` against real PostgreSQL, Redis, NATS and Chromium.
 # What is missing is installed (Debian packages, as root or with sudo) and
 # started on loopback for the run, then stopped. Extra arguments go to
-# `go test`, e.g. ./test.sh -run TestHub ./live/
+# `go test`, e.g. ./test.sh -run TestHub ./live/ (and skip the client's tests).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -100,4 +100,11 @@ if [ -n "$whole" ]; then
 		./internal/model FuzzParse
 		./gormlive FuzzSubscribe
 	EOF
+fi
+
+# The TypeScript client (client/): type-check and tests, against the
+# example app built from this checkout.
+if [ -n "$whole" ]; then
+	log "client: tsc and node --test"
+	(cd client && npm test --silent)
 fi

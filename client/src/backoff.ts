@@ -1,0 +1,30 @@
+/** Options of {@link fullJitter}. */
+export interface BackoffOptions {
+  /** The cap of the first retry's delay, in milliseconds. Defaults to 500. */
+  initial?: number;
+  /** The largest delay, in milliseconds. Defaults to 15,000. */
+  max?: number;
+  /** A source of numbers in [0, 1). Defaults to Math.random. */
+  random?: () => number;
+}
+
+/**
+ * Returns the default retry policy: exponential backoff with full jitter.
+ * Retry `attempt` (0 for the first) waits a random time between 0 and
+ * min(max, initial × 2^attempt).
+ *
+ * Full jitter rather than a fixed or half-jittered delay because when a
+ * server restarts, every client it had notices at the same instant; spread
+ * over the whole window they reconnect at a steady rate instead of in
+ * waves (see "Exponential Backoff And Jitter", AWS Architecture Blog).
+ */
+export function fullJitter(options: BackoffOptions = {}): (attempt: number) => number {
+  const initial = options.initial ?? 500;
+  const max = options.max ?? 15_000;
+  const random = options.random ?? Math.random;
+  return (attempt) => {
+    // 2 ** attempt overflows to Infinity long before it matters; min caps it.
+    const cap = Math.min(max, initial * 2 ** attempt);
+    return Math.floor(random() * cap);
+  };
+}
