@@ -3,21 +3,15 @@
 // outage, and a server killed and restarted while another process writes,
 // after which every collection resumes and equals GET.
 //
-// The last two are gated on RESTLIVE_SNAPSHOT=1: on main they fail (the
-// restart every time, the resync about one run in four). A resume is
-// answered "resumed": true without changes that were committed but not yet
-// published when it was served (the outage's writes, or those made while a
-// restarted process waits for the SQLite outbox's lease), and those
-// changes are not broadcast to the resumed subscription afterwards either,
-// so the collections stay different from GET.
+// A resume must answer for changes committed but not yet published when it
+// is served (the outage's writes, or those made while a restarted process
+// waits for the SQLite outbox's lease): the scope the server reads already
+// shows them, so they would never be broadcast after.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { concurrentWrites, restart, resync, type Tap } from "./scenarios.js";
 import { buildApp, tempDir } from "./server.js";
-
-const skipResume =
-  process.env["RESTLIVE_SNAPSHOT"] === "1" ? false : "set RESTLIVE_SNAPSHOT=1 once a resume keeps the changes committed but not yet published";
 
 let bin = "";
 let removeBuild = async () => {};
@@ -50,7 +44,7 @@ describe("live collections", () => {
     }
   });
 
-  test("resync after the server's broker came back: every collection resumes from its offset, and equals GET", { skip: skipResume }, async (t) => {
+  test("resync after the server's broker came back: every collection resumes from its offset, and equals GET", async (t) => {
     const result = await resync(t, bin);
     if (!result) return;
     const { tap, mark, watched } = result;
@@ -63,7 +57,7 @@ describe("live collections", () => {
     assert.equal(snapshotFrames, 0, "resumed, not refetched");
   });
 
-  test("the server killed and restarted while another process writes: every collection resumes, and equals GET", { skip: skipResume }, async (t) => {
+  test("the server killed and restarted while another process writes: every collection resumes, and equals GET", async (t) => {
     const { tap, mark, watched } = await restart(t, bin);
     const resubscribes = tap.sent.filter((f) => f["since"] !== undefined);
     assert.equal(resubscribes.length, watched.length, "every collection asked to resume, from its own offset");
