@@ -433,7 +433,11 @@ func (h *hub) history(ctx context.Context, since string, g *group) ([]Change, bo
 func (h *hub) since(ctx context.Context, hist History, pos Position, models []string, limit int) ([]Change, error) {
 	ctx, cancel := h.readContext(ctx)
 	defer cancel()
-	changes, err := hist.Since(ctx, pos, models, limit)
+	var changes []Change
+	err := h.timed(models[0], ReadHistory, func() (err error) {
+		changes, err = hist.Since(ctx, pos, models, limit)
+		return err
+	})
 	if !errors.Is(err, ErrHistoryGone) {
 		return changes, err
 	}

@@ -76,6 +76,7 @@ type options struct {
 	MemProfile string
 	Drain      time.Duration
 	Verbose    bool
+	NoMetrics  bool
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -93,6 +94,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the server process to this file once the clients are subscribed (.N added as for -cpuprofile)")
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long broadcasts may take to arrive after the last write")
 	fs.BoolVar(&o.Verbose, "v", false, "log the server's info lines too (a line per request and connection); warnings and errors always are")
+	fs.BoolVar(&o.NoMetrics, "nometrics", false, "run the server without its Prometheus metrics, to measure what they cost")
 }
 
 // rows returns the runs o asks for.
@@ -258,7 +260,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 		if o.DB != "" {
 			res.DB = "postgres"
 		}
-		s, err := startApp(ctx, o.DB, dir, o.Addrs, log)
+		s, err := startApp(ctx, o.DB, dir, o.Addrs, !o.NoMetrics, log)
 		if err != nil {
 			return nil, err
 		}

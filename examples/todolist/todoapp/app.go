@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -30,6 +33,7 @@ import (
 	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/metrics"
 	"github.com/restlive/restlive/rest"
 )
 
@@ -101,6 +105,14 @@ type Config struct {
 	// its answer (not WebSockets, which the router keeps alive with pings).
 	// Defaults to 30 seconds.
 	RequestTimeout time.Duration
+	// LayerName names Layer in metrics and in /readyz: "redis", "nats".
+	LayerName string
+	// NoMetrics leaves the router without an Observer (and /metrics
+	// without restlive's metrics): the benchmark measures what they cost.
+	NoMetrics bool
+	// ConfigureLive, if set, changes the router's configuration before
+	// the router is made: tests set small limits with it.
+	ConfigureLive func(*live.Config)
 	// OriginPatterns are the hosts of cross-origin pages allowed to open
 	// the WebSocket (see live.Config). Defaults to none: only the app's
 	// own page.
@@ -126,6 +138,7 @@ type App struct {
 	sqlDB   *sql.DB
 	dialect capture.Dialect
 	server  *restlive.Server
+	layer   metrics.Layer // the broker's, if any
 
 	requestTimeout time.Duration
 
@@ -165,18 +178,34 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 
+	// Metrics of the process and of restlive, on a registry of the app's
+	// own, at /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+
 	// One server for both models: their REST APIs, their subscriptions,
 	// and the capture of their tables.
+	liveCfg := live.Config{
+		Layer:          cfg.Layer,
+		Authenticate:   authn.identify,
+		OriginPatterns: cfg.OriginPatterns,
+		Logger:         a.log,
+	}
+	if !cfg.NoMetrics {
+		liveCfg.Observer = m
+	}
+	if cfg.ConfigureLive != nil {
+		cfg.ConfigureLive(&liveCfg)
+	}
 	a.server, err = restlive.New(restlive.Config{
 		DB:      a.db,
 		Capture: a.dialect,
-		Live: live.Config{
-			Layer:          cfg.Layer,
-			Authenticate:   authn.identify,
-			OriginPatterns: cfg.OriginPatterns,
-			Logger:         a.log,
-		},
-		REST: rest.Config{Challenge: "Token"},
+		Live:    liveCfg,
+		REST:    rest.Config{Challenge: "Token"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
@@ -188,6 +217,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 	authn.router = a.server.Router()
+	if err := a.watch(m, cfg); err != nil {
+		return nil, fmt.Errorf("todolist: metrics: %w", err)
+	}
 
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
@@ -200,6 +232,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	mux.Handle("/api/lists/", a.server)
 	mux.Handle("/api/tasks/", a.server)
 	mux.Handle("/ws/subscribe/", a.server)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", a.healthz)
+	mux.HandleFunc("/readyz", a.readyz)
 	mux.Handle("/", readOnly(http.FileServerFS(web)))
 	a.handler = accessLog(a.log, mux)
 	return a, nil
