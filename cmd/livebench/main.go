@@ -59,7 +59,7 @@ func main() {
 	}
 }
 
-var scenarios = []string{"watchers", "users", "instances", "idle", "limit"}
+var scenarios = []string{"watchers", "users", "instances", "groups", "idle", "limit"}
 
 // options are the command's flags.
 type options struct {
@@ -118,6 +118,11 @@ func (o options) rows() ([]row, error) {
 	users, usersM := 1000, 200
 	instSubs, instConns, instM := 10000, 500, 2000
 	idle := 10000
+	// Many small groups: 50,000 connections, 10 per list at 5,000 lists
+	// (at 200 writes/s and then flat out), and the same connections over
+	// 500 and 50,000 lists to show the hub's work does not grow with them.
+	groupConns, groupM, groupRate := 50000, 2000, 200.0
+	groupSizes := []int{500, 5000, 50000}
 	if o.Quick {
 		watchers = []int{1, 20}
 		writesFor = func(int) int { return 20 }
@@ -125,6 +130,8 @@ func (o options) rows() ([]row, error) {
 		users, usersM = 5, 20
 		instSubs, instConns, instM = 50, 5, 20
 		idle = 20
+		groupConns, groupM, groupRate = 200, 40, 200
+		groupSizes = []int{2, 20, 200}
 	}
 	if o.N > 0 {
 		watchers = []int{o.N}
@@ -152,6 +159,20 @@ func (o options) rows() ([]row, error) {
 			conns = max(1, min(subs, subs/20))
 		}
 		rows = append(rows, row{Scenario: "instances", Conns: conns, Subs: subs, Writes: min(pick(instM, o.M), subs), Rate: o.Rate})
+	}
+	if want("groups") {
+		conns := pick(groupConns, o.N)
+		sizes := groupSizes
+		if o.N > 0 {
+			sizes = []int{max(1, conns/10)}
+		}
+		for _, g := range sizes {
+			g = min(g, conns)
+			if g == sizes[len(sizes)/2] && o.Rate == 0 {
+				rows = append(rows, row{Scenario: "groups", Conns: conns, Subs: g, Writes: pick(groupM, o.M), Rate: groupRate})
+			}
+			rows = append(rows, row{Scenario: "groups", Conns: conns, Subs: g, Writes: pick(groupM, o.M), Rate: o.Rate})
+		}
 	}
 	if want("idle") {
 		rows = append(rows, row{Scenario: "idle", Conns: pick(idle, o.N)})
@@ -276,6 +297,9 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	}
 	for _, c := range p.Conns {
 		res.Subscriptions += len(c.Subs)
+	}
+	if r.Scenario == "groups" {
+		res.Groups = r.Subs
 	}
 	p.Rate, p.Writers = r.Rate, o.Writers
 	p.DialConcurrency = 64
