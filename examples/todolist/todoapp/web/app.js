@@ -198,10 +198,15 @@ function count(cause) {
 function watchList(id, fromIndex) {
   const known = state.lists.get(id);
   if (known) {
-    if (!known.loaded && fromIndex) known.fromIndex = fromIndex;
+    if (fromIndex) {
+      known.shown = true;
+      if (!known.loaded) known.fromIndex = fromIndex;
+    }
     return;
   }
-  const entry = { collection: null, loaded: false, fromIndex };
+  // shown: the page has shown the list (from the index or its collection),
+  // so that its end is news rather than "not available".
+  const entry = { collection: null, loaded: false, fromIndex, shown: fromIndex !== undefined };
   entry.collection = client.collection(
     { model: 'todolist.List', value: id },
     {
@@ -214,8 +219,12 @@ function watchList(id, fromIndex) {
     count(cause);
     entry.loaded = true;
     if (state.lists.get(id) !== entry) return;
-    if (entry.collection.size === 0) listGone(id, entry.fromIndex !== undefined);
-    else renderListsAndHeader();
+    if (entry.collection.size === 0) {
+      listGone(id, entry.shown);
+      return;
+    }
+    entry.shown = true;
+    renderListsAndHeader();
   });
   state.lists.set(id, entry);
 }
@@ -401,15 +410,21 @@ let loggingOut = false;
 
 async function logout() {
   loggingOut = true;
+  let failure = null;
   try {
-    await api('POST', '/api/auth/logout');
-  } catch {
-    // Nothing to undo: the local session goes either way.
+    // With a JSON body, as the server wants of every write (a cross-site
+    // form cannot send one); without it, it answers 415 and revokes nothing.
+    await api('POST', '/api/auth/logout', {});
+  } catch (err) {
+    failure = err;
   } finally {
     loggingOut = false;
   }
+  // The local session goes either way; but a session the server did not
+  // end still authenticates this browser's cookie, and the page says so.
   forgetSession();
   identityChanged();
+  if (failure) showMessage(`The server may not have ended your session: ${describeError(failure)}`);
 }
 
 // --- connection state ------------------------------------------------------
