@@ -30,17 +30,19 @@ function readSession() {
   });
 }
 
+// The token is written, and removed, last: other tabs follow a change of
+// it (the storage event), and must then read the rest as it now is.
 function saveSession({ token, username, userId }) {
   Object.assign(session, { token, username, userId: userId ?? null });
-  localStorage.setItem('todolist.token', token);
   localStorage.setItem('todolist.username', username);
   if (userId != null) localStorage.setItem('todolist.userId', String(userId));
   else localStorage.removeItem('todolist.userId');
+  localStorage.setItem('todolist.token', token);
 }
 
 function forgetSession() {
   Object.assign(session, { token: null, username: null, userId: null });
-  for (const key of ['todolist.token', 'todolist.username', 'todolist.userId']) localStorage.removeItem(key);
+  for (const key of ['todolist.username', 'todolist.userId', 'todolist.token']) localStorage.removeItem(key);
 }
 
 // --- REST ------------------------------------------------------------------
@@ -160,7 +162,7 @@ const state = {
   // snapshot holds zero or one instance: the list, or nothing once it is
   // deleted or hidden from this user), and the index's copy, shown until
   // the collection has loaded.
-  lists: new Map(), // id -> { collection, loaded, fromIndex }
+  lists: new Map(), // id -> { collection, loaded, fromIndex, shown }
   indexLoaded: false,
   currentId: null,
   tasks: null, // the collection of the open list's tasks, as filtered
