@@ -67,6 +67,20 @@ type groupKey struct {
 	args, query, scope  string
 }
 
+// tag returns a short digest of k, which ends the offsets of k's group:
+// an offset resumes only the subscription it was issued to, seen with
+// the same scope, so that a client that resumes under another identity
+// (after a log in or out), or with another subscription, gets a snapshot
+// instead of keeping what it saw before.
+func (k groupKey) tag() string {
+	h := sha256.New()
+	for _, s := range [...]string{k.model, k.field, k.value, k.args, k.query, k.scope} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
 // familyKey names the groups that share a query: a SharedScope's QueryKey
 // in place of the scope's key. A group of any other scope is a family of
 // its own.
@@ -79,6 +93,7 @@ type modelPK struct{ model, pk string }
 
 type group struct {
 	key    groupKey
+	tag    string // ends its offsets: see hub.offset
 	view   *registered
 	topic  Topic   // the topic of its model, field and value
 	topics []Topic // every topic it joined: topic, AnyGroup's, deps
@@ -386,7 +401,7 @@ func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope 
 		return g
 	}
 	g := &group{
-		key: key, view: view, topic: topics[0], topics: topics, deps: deps,
+		key: key, tag: key.tag(), view: view, topic: topics[0], topics: topics, deps: deps,
 		scope: scope, subs: make(map[*subscription]struct{}),
 	}
 	g.family = h.familyOf(key, scope)

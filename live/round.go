@@ -286,7 +286,7 @@ func (d *diff) send(st *starter, prev, next uint64) {
 			continue // its resume answers with the current state
 		}
 		if s.offsets && nextMid == nil {
-			prevMid, nextMid = offsetField(d.h.offset(prev)), offsetField(d.h.offset(next))
+			prevMid, nextMid = offsetField(d.h.offset(g, prev)), offsetField(d.h.offset(g, next))
 		}
 		for i, tail := range d.tails {
 			f := frame{head: s.head, tail: tail}
@@ -314,13 +314,14 @@ func (d *diff) send(st *starter, prev, next uint64) {
 	}
 }
 
-// offset returns the offset string of seq: the History's epoch and seq.
-func (h *hub) offset(seq uint64) string {
+// offset returns the offset string of seq for g's subscribers: the
+// History's epoch, seq and g's tag, "<epoch>.<seq>.<tag>".
+func (h *hub) offset(g *group, seq uint64) string {
 	epoch := ""
 	if e := h.epoch.Load(); e != nil {
 		epoch = *e
 	}
-	return epoch + "." + strconv.FormatUint(seq, 36)
+	return epoch + "." + strconv.FormatUint(seq, 36) + "." + g.tag
 }
 
 // starter collects the connections whose write loops are to start once a
