@@ -56,7 +56,7 @@ type hub struct {
 	readyMu sync.Mutex
 	ready   []*family // families with queued work, not being worked on
 	workers int
-	working sync.WaitGroup
+	idle    []chan struct{} // closed when workers drops to 0
 
 	enqueued atomic.Uint64
 	epoch    atomic.Pointer[string] // the History's, as last read
@@ -168,11 +168,16 @@ func (h *hub) close(ctx context.Context) error {
 		err = h.recv.Close()
 	}
 	h.recvMu.Unlock()
+	// Not a sync.WaitGroup: a change delivered while the receiver
+	// closes may start a worker after the wait has begun.
 	done := make(chan struct{})
-	go func() {
-		h.working.Wait()
+	h.readyMu.Lock()
+	if h.workers == 0 {
 		close(done)
-	}()
+	} else {
+		h.idle = append(h.idle, done)
+	}
+	h.readyMu.Unlock()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -333,7 +338,6 @@ func (h *hub) ready1(f *family) {
 	start := h.workers < h.rt.cfg.Concurrency
 	if start {
 		h.workers++
-		h.working.Add(1)
 	}
 	h.readyMu.Unlock()
 	if start {
@@ -342,11 +346,16 @@ func (h *hub) ready1(f *family) {
 }
 
 func (h *hub) work() {
-	defer h.working.Done()
 	for {
 		h.readyMu.Lock()
 		if len(h.ready) == 0 {
 			h.workers--
+			if h.workers == 0 {
+				for _, c := range h.idle {
+					close(c)
+				}
+				h.idle = nil
+			}
 			h.readyMu.Unlock()
 			return
 		}
