@@ -76,6 +76,7 @@ export class LiveCollection<T = unknown> {
   #onError: ((error: SubscriptionError) => void) | undefined;
   #ready = new Deferred();
   #listeners = new Listeners<[CollectionChange<T>]>();
+  #statusListeners = new Listeners<[CollectionStatus]>();
 
   // What the collection holds, by String(key), in the order instances came.
   #items = new Map<string, T>();
@@ -136,9 +137,23 @@ export class LiveCollection<T = unknown> {
    */
   readonly onChange = (listener: (change: CollectionChange<T>) => void): (() => void) => this.#listeners.add(listener);
 
+  /**
+   * Calls listener each time status changes, with the new status; returns
+   * the function that stops it. A resume that changed nothing calls no
+   * onChange listener, but does tell this one that the collection is live
+   * again.
+   */
+  readonly onStatus = (listener: (status: CollectionStatus) => void): (() => void) => this.#statusListeners.add(listener);
+
+  #setStatus(status: CollectionStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    this.#statusListeners.emit((e) => this.#link.report(e), status);
+  }
+
   /** Stops the subscription. What the collection holds stays, no longer updated. */
   close(): Promise<void> {
-    this.#status = "closed";
+    this.#setStatus("closed");
     this.#attempt = undefined;
     this.#ready.reject(new ConnectionError(1000, "", "restlive: collection closed before it was loaded"));
     return this.#link.remove(this);
@@ -147,7 +162,7 @@ export class LiveCollection<T = unknown> {
   /** @internal */
   begin(): Record<string, unknown> {
     this.#attempt = { ops: [] };
-    if (this.#synced) this.#status = "syncing";
+    if (this.#synced) this.#setStatus("syncing");
     return this.#offset === undefined ? { snapshot: true } : { since: this.#offset };
   }
 
@@ -194,7 +209,7 @@ export class LiveCollection<T = unknown> {
     // What an unfinished attempt gathered is dropped: the next one starts
     // again from the offset of what was applied.
     this.#attempt = undefined;
-    if (this.#synced && this.#status === "live") this.#status = "syncing";
+    if (this.#synced && this.#status === "live") this.#setStatus("syncing");
   }
 
   /** @internal */
@@ -202,7 +217,7 @@ export class LiveCollection<T = unknown> {
     this.#attempt = undefined;
     this.#ready.reject(error);
     if (final) {
-      this.#status = "closed";
+      this.#setStatus("closed");
       this.#error = error;
     }
   }
@@ -274,20 +289,22 @@ export class LiveCollection<T = unknown> {
     }
     const first = !this.#synced;
     this.#synced = true;
-    this.#status = "live";
     const changed = change.added.length + change.updated.length + change.removed.length > 0;
-    // The first state is news even when it is empty: it ends "loading".
-    if (!changed && !first) return;
-    this.#items = next;
-    this.#array = undefined;
+    if (changed) {
+      this.#items = next;
+      this.#array = undefined;
+    }
+    // Status listeners see the new state; change listeners, the new status.
+    this.#setStatus("live");
     this.#ready.resolve();
-    this.#listeners.emit((e) => this.#link.report(e), change);
+    // The first state is news even when it is empty: it ends "loading".
+    if (changed || first) this.#listeners.emit((e) => this.#link.report(e), change);
   }
 
   #end(error: SubscriptionError): void {
     this.#link.drop(this); // nothing if already removed
     this.#attempt = undefined;
-    this.#status = "closed";
+    this.#setStatus("closed");
     this.#error = error;
     this.#ready.reject(error);
     call((e) => this.#link.report(e), this.#onError, error);

@@ -156,6 +156,36 @@ describe("live collection", () => {
     assert.equal((await conn.next("the second resume"))["since"], "o8");
   });
 
+  test("onStatus tells each change of status, a resume that changed nothing included", async (t0) => {
+    const { server, client } = await setup(t0);
+    let conn = await server.accept();
+    const { tasks } = watch(client);
+    const statuses = new Queue<string>();
+    let seen: readonly Task[] = [];
+    tasks.onStatus((status) => {
+      seen = tasks.items;
+      statuses.push(status);
+    });
+    await serveSnapshot(conn, [t(1), t(2)], "o1");
+    assert.equal(await statuses.next("live"), "live");
+    assert.deepEqual(
+      seen.map((x) => x.id),
+      [1, 2],
+      "a status listener sees the state the status is about",
+    );
+
+    conn.terminate();
+    assert.equal(await statuses.next("syncing"), "syncing");
+    conn = await server.accept();
+    const resume = await conn.next("the resume");
+    conn.send({ type: "subscribed", request_id: resume["request_id"], offset: "o1", resumed: true });
+    assert.equal(await statuses.next("live again"), "live");
+
+    void tasks.close(); // resolves when the server acknowledges, which this one does not
+    assert.equal(await statuses.next("closed"), "closed");
+    assert.equal(statuses.pending.length, 0, "one call per change of status");
+  });
+
   test("replaces its state with the snapshot when the server cannot resume", async (t0) => {
     const { server, client } = await setup(t0);
     let conn = await server.accept();

@@ -217,6 +217,7 @@ function watchList(id, fromIndex) {
       onError: (err) => console.warn(`list ${id} is not live:`, err.code, err.message),
     },
   );
+  entry.collection.onStatus(() => renderStatus());
   entry.collection.onChange(({ cause }) => {
     count(cause);
     entry.loaded = true;
@@ -339,6 +340,7 @@ function subscribeTasks() {
         },
       },
     );
+    tasks.onStatus(() => renderStatus());
     tasks.onChange(({ cause }) => {
       count(cause);
       if (state.tasks === tasks) renderTasks();
@@ -431,7 +433,6 @@ async function logout() {
 
 // --- connection state ------------------------------------------------------
 
-let syncTimer = null;
 let lastInfo = {};
 
 function collections() {
@@ -473,10 +474,6 @@ function renderStatus(info = lastInfo) {
   el.dataset.state = key;
   el.querySelector('.status-text').textContent = text;
   el.title = title;
-  // A collection says when it changes, but not when a resume that changed
-  // nothing makes it live again: look again shortly while catching up.
-  clearTimeout(syncTimer);
-  if (key === 'syncing') syncTimer = setTimeout(() => renderStatus(), 150);
 }
 
 client.onStateChange((connection, info) => {

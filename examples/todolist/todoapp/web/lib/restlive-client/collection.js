@@ -28,6 +28,7 @@ export class LiveCollection {
     #onError;
     #ready = new Deferred();
     #listeners = new Listeners();
+    #statusListeners = new Listeners();
     // What the collection holds, by String(key), in the order instances came.
     #items = new Map();
     // #items as an array, built when asked for and kept until the next change,
@@ -78,9 +79,22 @@ export class LiveCollection {
      * as it is: `useSyncExternalStore(tasks.onChange, () => tasks.items)`.
      */
     onChange = (listener) => this.#listeners.add(listener);
+    /**
+     * Calls listener each time status changes, with the new status; returns
+     * the function that stops it. A resume that changed nothing calls no
+     * onChange listener, but does tell this one that the collection is live
+     * again.
+     */
+    onStatus = (listener) => this.#statusListeners.add(listener);
+    #setStatus(status) {
+        if (this.#status === status)
+            return;
+        this.#status = status;
+        this.#statusListeners.emit((e) => this.#link.report(e), status);
+    }
     /** Stops the subscription. What the collection holds stays, no longer updated. */
     close() {
-        this.#status = "closed";
+        this.#setStatus("closed");
         this.#attempt = undefined;
         this.#ready.reject(new ConnectionError(1000, "", "restlive: collection closed before it was loaded"));
         return this.#link.remove(this);
@@ -89,7 +103,7 @@ export class LiveCollection {
     begin() {
         this.#attempt = { ops: [] };
         if (this.#synced)
-            this.#status = "syncing";
+            this.#setStatus("syncing");
         return this.#offset === undefined ? { snapshot: true } : { since: this.#offset };
     }
     /** @internal */
@@ -139,14 +153,14 @@ export class LiveCollection {
         // again from the offset of what was applied.
         this.#attempt = undefined;
         if (this.#synced && this.#status === "live")
-            this.#status = "syncing";
+            this.#setStatus("syncing");
     }
     /** @internal */
     stopped(error, final) {
         this.#attempt = undefined;
         this.#ready.reject(error);
         if (final) {
-            this.#status = "closed";
+            this.#setStatus("closed");
             this.#error = error;
         }
     }
@@ -222,20 +236,22 @@ export class LiveCollection {
         }
         const first = !this.#synced;
         this.#synced = true;
-        this.#status = "live";
         const changed = change.added.length + change.updated.length + change.removed.length > 0;
-        // The first state is news even when it is empty: it ends "loading".
-        if (!changed && !first)
-            return;
-        this.#items = next;
-        this.#array = undefined;
+        if (changed) {
+            this.#items = next;
+            this.#array = undefined;
+        }
+        // Status listeners see the new state; change listeners, the new status.
+        this.#setStatus("live");
         this.#ready.resolve();
-        this.#listeners.emit((e) => this.#link.report(e), change);
+        // The first state is news even when it is empty: it ends "loading".
+        if (changed || first)
+            this.#listeners.emit((e) => this.#link.report(e), change);
     }
     #end(error) {
         this.#link.drop(this); // nothing if already removed
         this.#attempt = undefined;
-        this.#status = "closed";
+        this.#setStatus("closed");
         this.#error = error;
         this.#ready.reject(error);
         call((e) => this.#link.report(e), this.#onError, error);
