@@ -48,7 +48,7 @@ func TestAttacks(t *testing.T) {
 			t.Fatalf("after %s, the watcher received %s", attack, f)
 		}
 	}
-	router := s.app.server.Router()
+	router := s.app.router
 	measure := func(attack string, run func() string) {
 		t.Helper()
 		before := heap()
