@@ -150,7 +150,7 @@ func TestStruct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Nested{Base: Base{ID: 7}}
+	n := &Nested{Base: Base{ID: 7}, hidden: 1} // hidden: unexported, no column
 	// A nil embedded pointer holds no value: null, not a panic.
 	if canon, j, err := model.FieldValue(t.Context(), m.Column("audit.by"), reflect.ValueOf(n)); err != nil || canon != "" || string(j) != "null" {
 		t.Errorf("audit.by of a nil *Audit = %q %s %v, want null", canon, j, err)
