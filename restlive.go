@@ -128,6 +128,14 @@ func Handle[M any](s *Server, path string, view *gormlive.View[M]) {
 // elsewhere.
 func (s *Server) Router() *live.Router { return s.router }
 
+// Reader returns the outbox reader Start started, for its Status and Lag;
+// nil before Start.
+func (s *Server) Reader() *capture.Reader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reader
+}
+
 // ServeHTTP serves the REST APIs and the WebSocket endpoint at their paths,
 // and 404 elsewhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/restlive/restlive/capture/internal/outbox"
@@ -116,6 +117,10 @@ type Reader struct {
 	cfg     Config
 	backend outbox.Backend
 	nudged  chan struct{}
+
+	// What Status reports.
+	leading                  atomic.Bool
+	published, publishErrors atomic.Uint64
 }
 
 // NewReader returns a reader of the outbox Install created in db.
@@ -191,7 +196,9 @@ func (r *Reader) Run(ctx context.Context) error {
 		}
 		standingBy = false
 		log.InfoContext(ctx, "capture: reading the outbox", "dialect", r.dialect.String())
+		r.leading.Store(true)
 		err = r.serve(ctx, s, backoff)
+		r.leading.Store(false)
 		s.Close()
 		if ctx.Err() != nil {
 			if err != nil && !errors.Is(err, ctx.Err()) {
@@ -256,7 +263,9 @@ serving:
 			if !s.Valid() {
 				return outbox.ErrLostLead
 			}
-			if err := r.cfg.Publisher.Publish(ctx, outbox.Changes(r.cfg.Logger, rows)); err != nil {
+			changes := outbox.Changes(r.cfg.Logger, rows)
+			if err := r.cfg.Publisher.Publish(ctx, changes); err != nil {
+				r.publishErrors.Add(1)
 				// A broker outage fails every process alike: keep the lead
 				// and retry, unless failing has lasted a lease, when another
 				// process may well publish where this one cannot.
@@ -270,6 +279,7 @@ serving:
 				sleep(ctx, backoff.next())
 				continue serving
 			}
+			r.published.Add(uint64(len(changes)))
 			if !failingSince.IsZero() {
 				r.cfg.Logger.InfoContext(ctx, "capture: publishing again", "after", time.Since(failingSince).Round(time.Millisecond))
 				failingSince = time.Time{}

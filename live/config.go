@@ -121,6 +121,9 @@ type Config struct {
 	// Logger receives connection events and errors. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Observer is told what the router does, for metrics (see package
+	// metrics). Defaults to none.
+	Observer Observer
 }
 
 // An Identity is who makes a connection, as Config.Authenticate found it.

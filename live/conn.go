@@ -88,7 +88,8 @@ type conn struct {
 	writing bool           // a write loop runs: it drains queue, then stops
 	writers sync.WaitGroup // the write loops, waited for when the connection ends
 	closed  bool
-	why     string         // why the server closed it, for the log
+	reason  CloseReason    // why the server closed it
+	detail  string         // and what the log tells of it
 	closers sync.WaitGroup // the close handshake under way
 
 	timers sync.Mutex // guards pinger and auther against the end
@@ -110,26 +111,27 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 		log.Info("live: websocket upgrade failed", "err", err)
 		return
 	}
-	refuse := func(code websocket.StatusCode, reason, why string) {
-		log.Info("live: connection refused", "reason", why)
-		ws.Close(code, reason)
+	refuse := func(code websocket.StatusCode, text string, reason CloseReason, detail string) {
+		log.Info("live: connection refused", "reason", reason, "detail", detail)
+		rt.observe(Event{Kind: EventRefused, Reason: reason})
+		ws.Close(code, text)
 	}
 	if err := checkOrigin(r, rt.cfg.OriginPatterns); err != nil {
-		refuse(statusPolicyViolation, err.Error(), "origin")
+		refuse(statusPolicyViolation, err.Error(), ReasonOrigin, err.Error())
 		return
 	}
 	id, err := rt.cfg.Authenticate(r)
 	if err != nil {
 		if code, msg := errorCode(err); code == 401 || code == 403 {
-			refuse(statusAuthRequired, msg, "authentication: "+msg)
+			refuse(statusAuthRequired, msg, ReasonAuth, msg)
 		} else {
 			log.Error("live: authenticate", "err", err)
-			refuse(statusInternalError, "internal error", "authentication failed")
+			refuse(statusInternalError, "internal error", ReasonError, "authenticate failed")
 		}
 		return
 	}
 	if rt.cfg.Private && id.User == nil {
-		refuse(statusAuthRequired, "authentication required", "anonymous")
+		refuse(statusAuthRequired, "authentication required", ReasonAuth, "anonymous")
 		return
 	}
 	ws.SetReadLimit(rt.cfg.MaxMessageSize)
@@ -149,12 +151,12 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 		c.userID = ""
 	}
 	if err := rt.admit(c); err != nil {
-		code := statusTryAgainLater
+		code, reason := statusTryAgainLater, ReasonLimit
 		if errors.Is(err, errShuttingDown) {
-			code = statusGoingAway
+			code, reason = statusGoingAway, ReasonShutdown
 		}
 		cancel()
-		refuse(code, err.Error(), err.Error())
+		refuse(code, err.Error(), reason, err.Error())
 		return
 	}
 	if c.userID != "" {
@@ -168,6 +170,7 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Info("live: connected", "user", c.userID)
+	rt.observe(Event{Kind: EventConnected})
 	c.arm(id.Expires)
 	go c.serve()
 }
@@ -206,7 +209,7 @@ func (c *conn) serve() {
 	err := c.readLoop()
 	c.mu.Lock()
 	c.closed = true
-	why := c.why
+	reason, detail := c.reason, c.detail
 	c.mu.Unlock()
 	c.disarm()
 	c.closers.Wait() // the close frame leaves before the socket closes
@@ -226,21 +229,25 @@ func (c *conn) serve() {
 		c.rt.hub.leave([]Topic{sessionTopic(c.userID)})
 	}
 	c.ws.CloseNow()
-	if why == "" {
-		why = closeReason(err)
+	if reason == "" {
+		reason, detail = closeReason(err)
 	}
-	c.log.Info("live: disconnected", "user", c.userID, "duration", time.Since(start).Round(time.Millisecond), "reason", why)
+	c.log.Info("live: disconnected", "user", c.userID, "duration", time.Since(start).Round(time.Millisecond), "reason", reason, "detail", detail)
+	c.rt.observe(Event{Kind: EventDisconnected, Reason: reason})
 	c.rt.release(c)
 }
 
-func closeReason(err error) string {
-	if s := websocket.CloseStatus(err); s != -1 {
-		return "client closed: " + s.String()
+// closeReason tells why a connection the server did not close ended.
+func closeReason(err error) (CloseReason, string) {
+	switch s := websocket.CloseStatus(err); {
+	case s == websocket.StatusMessageTooBig:
+		return ReasonProtocol, "frame too large"
+	case s != -1:
+		return ReasonClient, s.String()
+	case err == nil || errors.Is(err, context.Canceled):
+		return ReasonClient, "closed"
 	}
-	if err == nil || errors.Is(err, context.Canceled) {
-		return "closed"
-	}
-	return err.Error()
+	return ReasonClient, err.Error()
 }
 
 // checkOrigin allows requests without an Origin header (not from a
@@ -272,7 +279,7 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		if typ != websocket.MessageText {
-			c.close(statusUnsupportedData, "binary frames are not supported: send JSON text frames", "binary frame")
+			c.close(statusUnsupportedData, "binary frames are not supported: send JSON text frames", ReasonProtocol, "binary frame")
 			return errors.New("binary frame")
 		}
 		c.handle(data)
@@ -291,6 +298,7 @@ func (c *conn) limits() limits {
 }
 
 func (c *conn) handle(data []byte) {
+	c.rt.observe(Event{Kind: EventFrame})
 	// Every frame counts against the rate, malformed ones too: answering
 	// them costs as much.
 	allowed := c.limiter.Allow()
@@ -310,6 +318,7 @@ func (c *conn) handle(data []byte) {
 		if code == 500 {
 			c.log.Error("live: request failed", "model", m.model, "err", err)
 		}
+		c.rt.observe(Event{Kind: EventFrameRefused, Code: code})
 		c.send(frame{head: encodeError(m.dialect, m.id, code, msg)})
 	}
 }
@@ -415,7 +424,7 @@ func (c *conn) enqueue(f frame) (start bool) {
 	}
 	cfg := &c.rt.cfg
 	if !within(len(c.queue)+1, cfg.SendQueue) || !within(c.queued+size, cfg.SendQueueBytes) {
-		c.closeLocked(statusTryAgainLater, "client too slow to keep up", "slow consumer: send queue full")
+		c.closeLocked(statusTryAgainLater, "client too slow to keep up", ReasonSlowConsumer, "send queue full")
 		return false
 	}
 	c.queue = append(c.queue, f)
@@ -430,21 +439,21 @@ func (c *conn) enqueue(f frame) (start bool) {
 	return true
 }
 
-// close closes the connection with code and reason, for the log's why. It
-// never blocks: the close handshake runs on its own goroutine, after the
-// frame the write loop may be writing. It may be called from any
-// goroutine, more than once.
-func (c *conn) close(code websocket.StatusCode, reason, why string) {
+// close closes the connection with code and text, for reason (and
+// detail, for the log). It never blocks: the close handshake runs on its
+// own goroutine, after the frame the write loop may be writing. It may be
+// called from any goroutine, more than once.
+func (c *conn) close(code websocket.StatusCode, text string, reason CloseReason, detail string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closeLocked(code, reason, why)
+	c.closeLocked(code, text, reason, detail)
 }
 
-func (c *conn) closeLocked(code websocket.StatusCode, reason, why string) {
+func (c *conn) closeLocked(code websocket.StatusCode, text string, reason CloseReason, detail string) {
 	if c.closed {
 		return
 	}
-	c.closed, c.why = true, why
+	c.closed, c.reason, c.detail = true, reason, detail
 	clear(c.queue) // drop references to shared bytes
 	c.queue, c.queued = nil, 0
 	c.closers.Add(1)
@@ -453,7 +462,7 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason, why string) {
 		// coder/websocket waits up to 10s for a peer that does not read;
 		// a server with many clients gives them a second, then drops.
 		t := time.AfterFunc(closeTimeout, func() { c.net.Conn.Close() })
-		c.ws.Close(code, reason)
+		c.ws.Close(code, text)
 		t.Stop()
 		c.cancel()
 	}()
@@ -464,10 +473,10 @@ const closeTimeout = time.Second
 
 // drop ends the connection at once, without a close handshake: the peer
 // is gone or cannot take a frame.
-func (c *conn) drop(why string) {
+func (c *conn) drop(reason CloseReason, detail string) {
 	c.mu.Lock()
 	if !c.closed {
-		c.closed, c.why = true, why
+		c.closed, c.reason, c.detail = true, reason, detail
 		clear(c.queue)
 		c.queue, c.queued = nil, 0
 	}
@@ -496,11 +505,11 @@ func (c *conn) writeLoop() {
 		c.queued = 0
 		c.mu.Unlock()
 		if err := c.write(batch); err != nil {
-			why := "write failed: " + err.Error()
+			reason := ReasonError
 			if errors.Is(err, errWriteTimeout) {
-				why = "slow consumer: " + err.Error()
+				reason = ReasonSlowConsumer
 			}
-			c.drop(why)
+			c.drop(reason, "write: "+err.Error())
 			return
 		}
 		clear(batch) // drop references to shared bytes
@@ -515,7 +524,7 @@ func (c *conn) write(batch []frame) error {
 	var msg []byte
 	for len(batch) > 0 {
 		c.net.hold()
-		held := 0
+		held, frames := 0, 0
 		for len(batch) > 0 && held < maxHeldBuffer {
 			msg = batch[0].appendTo(msg[:0])
 			batch = batch[1:]
@@ -524,10 +533,12 @@ func (c *conn) write(batch []frame) error {
 				return err
 			}
 			held += len(msg)
+			frames++
 		}
 		if err := c.net.flush(c.rt.cfg.WriteTimeout); err != nil {
 			return err
 		}
+		c.rt.observe(Event{Kind: EventWrite, N: held, Frames: frames})
 	}
 	return nil
 }
@@ -583,7 +594,7 @@ func (c *conn) ping() {
 		return
 	}
 	if err != nil {
-		c.drop("ping timeout: no pong within " + c.rt.cfg.PongTimeout.String())
+		c.drop(ReasonPingTimeout, "no pong within "+c.rt.cfg.PongTimeout.String())
 		return
 	}
 	c.timers.Lock()
@@ -604,14 +615,14 @@ func (c *conn) reauthenticate() {
 		if code, _ := errorCode(err); code != 401 && code != 403 {
 			c.log.Error("live: authenticate again", "user", c.userID, "err", err)
 		}
-		c.close(statusAuthRequired, "authentication required", "credentials no longer valid")
+		c.close(statusAuthRequired, "authentication required", ReasonAuth, "credentials no longer valid")
 		return
 	}
 	if id.User == nil {
 		id.ID = ""
 	}
 	if id.ID != c.userID {
-		c.close(statusAuthRequired, "authentication required", "credentials now name another user")
+		c.close(statusAuthRequired, "authentication required", ReasonAuth, "credentials now name another user")
 		return
 	}
 	c.timers.Lock()

@@ -2,10 +2,14 @@ package live
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The hub turns the changes a Layer delivers into broadcasts. Subscriptions
@@ -63,6 +67,20 @@ type groupKey struct {
 	args, query, scope  string
 }
 
+// tag returns a short digest of k, which ends the offsets of k's group:
+// an offset resumes only the subscription it was issued to, seen with
+// the same scope, so that a client that resumes under another identity
+// (after a log in or out), or with another subscription, gets a snapshot
+// instead of keeping what it saw before.
+func (k groupKey) tag() string {
+	h := sha256.New()
+	for _, s := range [...]string{k.model, k.field, k.value, k.args, k.query, k.scope} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
 // familyKey names the groups that share a query: a SharedScope's QueryKey
 // in place of the scope's key. A group of any other scope is a family of
 // its own.
@@ -75,6 +93,7 @@ type modelPK struct{ model, pk string }
 
 type group struct {
 	key    groupKey
+	tag    string // ends its offsets: see hub.offset
 	view   *registered
 	topic  Topic   // the topic of its model, field and value
 	topics []Topic // every topic it joined: topic, AnyGroup's, deps
@@ -216,6 +235,7 @@ func (h *hub) deliver(d Delivery) {
 		changes = append(changes, c) // the layer may reuse its slice
 	}
 	if len(changes) > 0 {
+		h.rt.observe(Event{Kind: EventDelivery, N: len(changes)})
 		work := h.route(changes)
 		for _, w := range work {
 			w.seq = seq
@@ -381,7 +401,7 @@ func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope 
 		return g
 	}
 	g := &group{
-		key: key, view: view, topic: topics[0], topics: topics, deps: deps,
+		key: key, tag: key.tag(), view: view, topic: topics[0], topics: topics, deps: deps,
 		scope: scope, subs: make(map[*subscription]struct{}),
 	}
 	g.family = h.familyOf(key, scope)
@@ -409,9 +429,13 @@ func (h *hub) load(ctx context.Context, g *group) error {
 			at = max(at, head.Seq)
 		}
 	}
-	rctx, cancel := h.readContext(ctx)
-	fresh, err := g.scope.Members(rctx)
-	cancel()
+	var fresh []Instance
+	err := h.timed(g.key.model, ReadMembers, func() (err error) {
+		rctx, cancel := h.readContext(ctx)
+		defer cancel()
+		fresh, err = g.scope.Members(rctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -493,9 +517,18 @@ func (h *hub) resync(topics []Topic) {
 	h.mu.Unlock()
 	for g := range groups {
 		g.mu.Lock()
-		h.tellResync(g)
+		h.tellResync(g, CauseBroker)
 		g.mu.Unlock()
 	}
+}
+
+// timed runs read, a read of a scope of model, and tells the Observer how
+// long it took.
+func (h *hub) timed(model string, kind ReadKind, read func() error) error {
+	start := time.Now()
+	err := read()
+	h.rt.observe(Event{Kind: EventRead, Model: model, Read: kind, Duration: time.Since(start), Failed: err != nil})
+	return err
 }
 
 // tellResync sends every subscriber of g a resync notice and marks g to be
@@ -503,15 +536,18 @@ func (h *hub) resync(topics []Topic) {
 // client subscribes to it, as those told to resynchronise may do. (Reading
 // it again at once would retry a failing database in a loop.) Called with
 // g.mu held.
-func (h *hub) tellResync(g *group) {
+func (h *hub) tellResync(g *group, cause ResyncCause) {
 	g.stale = true
+	told := 0
 	for s := range g.subs {
 		if s.pending != nil {
 			s.pending.fallback = true // it is sent a snapshot instead
 			continue
 		}
 		s.conn.send(frame{head: encodeNotice("resync", s.msg.dialect, s.msg.id)})
+		told++
 	}
+	h.rt.observe(Event{Kind: EventResync, Model: g.key.model, Cause: cause, N: told})
 }
 
 func addTo[K comparable](index map[K]map[*group]struct{}, k K, g *group) {
@@ -542,4 +578,11 @@ func encodeArgs(args map[string]string) string {
 		v.Set(k, a)
 	}
 	return v.Encode()
+}
+
+// hash names a group in logs without its values, which may be private: a
+// metric spike's scope can be found in the log by it.
+func (k groupKey) hash() string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{k.model, k.field, k.value, k.args, k.query, k.scope}, "\x00")))
+	return hex.EncodeToString(sum[:6])
 }

@@ -62,9 +62,14 @@ func (r *round) fetch(t task) ([]Instance, error) {
 	if len(pks) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := r.h.readContext(r.h.ctx)
-	defer cancel()
-	return t.scope.Fetch(ctx, pks)
+	var found []Instance
+	err := r.h.timed(t.g.key.model, ReadFetch, func() (err error) {
+		ctx, cancel := r.h.readContext(r.h.ctx)
+		defer cancel()
+		found, err = t.scope.Fetch(ctx, pks)
+		return err
+	})
+	return found, err
 }
 
 // fetchShared reads the rows of a shared family's changes with one query,
@@ -77,9 +82,12 @@ func (r *round) fetchShared(tasks []task) {
 	var rows any
 	var err error
 	if pks := livePKs(changes); len(pks) > 0 {
-		ctx, cancel := r.h.readContext(r.h.ctx)
-		rows, err = tasks[0].scope.(SharedScope).Rows(ctx, pks)
-		cancel()
+		err = r.h.timed(tasks[0].g.key.model, ReadRows, func() (err error) {
+			ctx, cancel := r.h.readContext(r.h.ctx)
+			defer cancel()
+			rows, err = tasks[0].scope.(SharedScope).Rows(ctx, pks)
+			return err
+		})
 	}
 	for _, t := range tasks {
 		var found []Instance
@@ -120,9 +128,13 @@ func (r *round) apply(t task, found []Instance, err error) {
 
 // recheck reads t's group's scope again, whole, and sends the differences.
 func (r *round) recheck(t task) {
-	ctx, cancel := r.h.readContext(r.h.ctx)
-	fresh, err := t.scope.Members(ctx)
-	cancel()
+	var fresh []Instance
+	err := r.h.timed(t.g.key.model, ReadMembers, func() (err error) {
+		ctx, cancel := r.h.readContext(r.h.ctx)
+		defer cancel()
+		fresh, err = t.scope.Members(ctx)
+		return err
+	})
 	g := t.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -146,8 +158,8 @@ func (h *hub) readFailed(g *group, err error) {
 	if h.ctx.Err() != nil {
 		return // stopping: the reads were cancelled
 	}
-	h.rt.cfg.Logger.Error("live: read changed instances", "model", g.key.model, "err", err)
-	h.tellResync(g)
+	h.rt.cfg.Logger.Error("live: read changed instances", "model", g.key.model, "scope", g.key.hash(), "err", err)
+	h.tellResync(g, CauseRead)
 }
 
 // livePKs returns the distinct pks of changes whose rows may still exist:
@@ -192,6 +204,7 @@ type diff struct {
 	h             *hub
 	g             *group
 	tails         [][]byte
+	actions       []string // of each tail
 	entered, left []string
 }
 
@@ -210,17 +223,22 @@ func (d *diff) apply(pk string, in Instance, visible bool) {
 		if bytes.Equal(m.data, in.Data) {
 			return
 		}
-		d.tails = append(d.tails, broadcastTail("UPDATED", in.Data))
+		d.add("UPDATED", in.Data)
 		g.members[pk] = member{id: in.ID, data: in.Data}
 	case visible:
-		d.tails = append(d.tails, broadcastTail("CREATED", in.Data))
+		d.add("CREATED", in.Data)
 		g.members[pk] = member{id: in.ID, data: in.Data}
 		d.entered = append(d.entered, pk)
 	case was:
-		d.tails = append(d.tails, broadcastTail("DELETED", m.id))
+		d.add("DELETED", m.id)
 		delete(g.members, pk)
 		d.left = append(d.left, pk)
 	}
+}
+
+func (d *diff) add(action string, instance []byte) {
+	d.tails = append(d.tails, broadcastTail(action, instance))
+	d.actions = append(d.actions, action)
 }
 
 // replace makes fresh the group's members.
@@ -262,12 +280,13 @@ func (d *diff) send(st *starter, prev, next uint64) {
 		return
 	}
 	var prevMid, nextMid []byte
+	queued := 0
 	for s := range g.subs {
 		if s.pending != nil {
 			continue // its resume answers with the current state
 		}
 		if s.offsets && nextMid == nil {
-			prevMid, nextMid = offsetField(d.h.offset(prev)), offsetField(d.h.offset(next))
+			prevMid, nextMid = offsetField(d.h.offset(g, prev)), offsetField(d.h.offset(g, next))
 		}
 		for i, tail := range d.tails {
 			f := frame{head: s.head, tail: tail}
@@ -283,19 +302,26 @@ func (d *diff) send(st *starter, prev, next uint64) {
 				st.add(s.conn)
 			}
 		}
+		queued++
+	}
+	if d.h.rt.cfg.Observer != nil {
+		for _, action := range d.actions {
+			d.h.rt.observe(Event{Kind: EventBroadcast, Model: g.key.model, Action: action, N: queued})
+		}
 	}
 	if limit := d.h.rt.cfg.MaxScopeInstances; !within(len(g.members), limit) {
 		d.h.endAll(g, Errorf(413, "the subscription's scope grew beyond %d instances", limit))
 	}
 }
 
-// offset returns the offset string of seq: the History's epoch and seq.
-func (h *hub) offset(seq uint64) string {
+// offset returns the offset string of seq for g's subscribers: the
+// History's epoch, seq and g's tag, "<epoch>.<seq>.<tag>".
+func (h *hub) offset(g *group, seq uint64) string {
 	epoch := ""
 	if e := h.epoch.Load(); e != nil {
 		epoch = *e
 	}
-	return epoch + "." + strconv.FormatUint(seq, 36)
+	return epoch + "." + strconv.FormatUint(seq, 36) + "." + g.tag
 }
 
 // starter collects the connections whose write loops are to start once a

@@ -162,7 +162,7 @@ func (rt *Router) disconnectLocal(userID string) {
 	}
 	rt.mu.Unlock()
 	for _, c := range conns {
-		c.close(statusSessionEnded, "session ended: reconnect to authenticate again", "session ended (Disconnect)")
+		c.close(statusSessionEnded, "session ended: reconnect to authenticate again", ReasonSession, "Disconnect")
 	}
 }
 
@@ -191,7 +191,7 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	}
 	rt.mu.Unlock()
 	for _, c := range conns {
-		c.close(statusGoingAway, "server shutting down", "shutdown")
+		c.close(statusGoingAway, "server shutting down", ReasonShutdown, "")
 	}
 	done := make(chan struct{})
 	go func() {
@@ -204,7 +204,7 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		for _, c := range conns {
-			c.drop("shutdown deadline passed")
+			c.drop(ReasonShutdown, "the deadline passed")
 		}
 		<-done
 	}
@@ -301,12 +301,23 @@ type Stats struct {
 	// that see the same instances) the hub keeps, and Instances the
 	// instances they hold together.
 	Scopes, Instances int
+	// Models breaks subscriptions, scopes and instances down by model
+	// label.
+	Models map[string]ModelStats
+}
+
+// ModelStats is what a router holds of one model.
+type ModelStats struct {
+	Subscriptions, Scopes, Instances int
 }
 
 // Stats returns what the router holds now: for tests, health checks and
-// metrics.
+// metrics. It takes each connection's lock and the hub's in turn, briefly.
 func (rt *Router) Stats() Stats {
-	var st Stats
+	st := Stats{Models: make(map[string]ModelStats, len(rt.views))}
+	for label := range rt.views {
+		st.Models[label] = ModelStats{}
+	}
 	rt.mu.Lock()
 	conns := make([]*conn, 0, len(rt.conns))
 	for c := range rt.conns {
@@ -317,13 +328,26 @@ func (rt *Router) Stats() Stats {
 	for _, c := range conns {
 		c.subsMu.Lock()
 		st.Subscriptions += len(c.subs)
+		for _, s := range c.subs {
+			// A subscribe under way may name a model no view serves: a
+			// client's label is no metric's.
+			if m, ok := st.Models[s.msg.model]; ok {
+				m.Subscriptions++
+				st.Models[s.msg.model] = m
+			}
+		}
 		c.subsMu.Unlock()
 	}
 	h := rt.hub
 	h.mu.Lock()
 	st.Scopes = len(h.groups)
 	for _, g := range h.groups {
-		st.Instances += int(g.size.Load())
+		n := int(g.size.Load())
+		st.Instances += n
+		m := st.Models[g.key.model]
+		m.Scopes++
+		m.Instances += n
+		st.Models[g.key.model] = m
 	}
 	h.mu.Unlock()
 	return st

@@ -322,7 +322,7 @@ func (h *hub) sendSnapshot(s *subscription, g *group, resumed *bool) {
 		size += len(data) + 1
 	}
 	flush() // at least one frame, if empty: a snapshot came
-	c.send(frame{head: encodeSubscribed(m.dialect, m.id, h.offset(h.offsetOf(g)), resumed)})
+	c.send(frame{head: encodeSubscribed(m.dialect, m.id, h.offset(g, h.offsetOf(g)), resumed)})
 }
 
 // The bounds of one snapshot frame.
@@ -381,7 +381,7 @@ func (h *hub) resume(c *conn, s *subscription, g *group) {
 		c.send(frame{head: s.head, mid: mid, tail: tail})
 	}
 	resumed := true
-	c.send(frame{head: encodeSubscribed(s.msg.dialect, s.msg.id, h.offset(h.offsetOf(g)), &resumed)})
+	c.send(frame{head: encodeSubscribed(s.msg.dialect, s.msg.id, h.offset(g, h.offsetOf(g)), &resumed)})
 }
 
 // history returns the changes since the offset that concern g, or false
@@ -389,8 +389,8 @@ func (h *hub) resume(c *conn, s *subscription, g *group) {
 // use, too many changes, or a change of a row g's scope depends on.
 func (h *hub) history(ctx context.Context, since string, g *group) ([]Change, bool) {
 	hist := h.rt.cfg.History
-	pos, ok := parseOffset(since)
-	if hist == nil || !ok {
+	pos, tag, ok := parseOffset(since)
+	if hist == nil || !ok || tag != g.tag {
 		return nil, false
 	}
 	models := []string{g.key.model}
@@ -433,7 +433,11 @@ func (h *hub) history(ctx context.Context, since string, g *group) ([]Change, bo
 func (h *hub) since(ctx context.Context, hist History, pos Position, models []string, limit int) ([]Change, error) {
 	ctx, cancel := h.readContext(ctx)
 	defer cancel()
-	changes, err := hist.Since(ctx, pos, models, limit)
+	var changes []Change
+	err := h.timed(models[0], ReadHistory, func() (err error) {
+		changes, err = hist.Since(ctx, pos, models, limit)
+		return err
+	})
 	if !errors.Is(err, ErrHistoryGone) {
 		return changes, err
 	}
@@ -461,22 +465,24 @@ const (
 	maxHeadLag = 100_000
 )
 
-// parseOffset reads an offset made by hub.offset.
-func parseOffset(s string) (Position, bool) {
-	i := strings.LastIndexByte(s, '.')
-	if i <= 0 || i > 32 {
-		return Position{}, false
+// parseOffset reads an offset made by hub.offset: its position and the
+// tag of the group it was issued for.
+func parseOffset(s string) (pos Position, tag string, ok bool) {
+	epoch, rest, ok1 := strings.Cut(s, ".")
+	seq, tag, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || epoch == "" || len(epoch) > 32 {
+		return Position{}, "", false
 	}
-	for _, r := range s[:i] {
+	for _, r := range epoch {
 		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
-			return Position{}, false
+			return Position{}, "", false
 		}
 	}
-	seq, err := strconv.ParseUint(s[i+1:], 36, 64)
+	n, err := strconv.ParseUint(seq, 36, 64)
 	if err != nil {
-		return Position{}, false
+		return Position{}, "", false
 	}
-	return Position{Epoch: s[:i], Seq: seq}, true
+	return Position{Epoch: epoch, Seq: n}, tag, true
 }
 
 // identify returns the identifying fields of an instance that is no

@@ -117,6 +117,7 @@ type bench struct {
 // goroutine's until that has returned.
 type client struct {
 	idx   int
+	group int
 	ws    *websocket.Conn
 	nsubs int
 	acks  int
@@ -140,6 +141,12 @@ func newBench(p *plan) *bench {
 		allAcked: make(chan struct{}),
 		failed:   make(chan error, 1),
 	}
+	groups := make(map[int]int64) // connections per group
+	for _, c := range p.Conns {
+		if c.Group > 0 {
+			groups[c.Group]++
+		}
+	}
 	for _, w := range p.Writes {
 		switch {
 		case w.All > 0:
@@ -148,6 +155,8 @@ func newBench(p *plan) *bench {
 					b.expected++
 				}
 			}
+		case w.Group > 0:
+			b.expected += groups[w.Group]
 		case w.RID > 0:
 			b.expected++
 		}
@@ -241,7 +250,7 @@ func (b *bench) open(ctx context.Context, hc *http.Client, i int) error {
 	}
 	ws.SetReadLimit(1 << 20)
 	words := (len(cp.Subs)*len(b.p.Writes) + 63) / 64
-	c := &client{idx: i, ws: ws, nsubs: len(cp.Subs), seen: make([]uint64, words)}
+	c := &client{idx: i, group: cp.Group, ws: ws, nsubs: len(cp.Subs), seen: make([]uint64, words)}
 	b.clients[i] = c
 	b.readers.Add(1)
 	go b.read(c)
@@ -291,7 +300,7 @@ func (b *bench) handle(c *client, m []byte) {
 			return
 		}
 		w := &b.p.Writes[seq]
-		if w.All != rid && (w.RID != rid || w.Conn != c.idx) {
+		if !w.reaches(c.idx, c.group, rid) {
 			b.unexpected(c, m)
 			return
 		}
@@ -478,7 +487,7 @@ func (b *bench) missing(n int) []string {
 				continue
 			}
 			for rid := 1; rid <= c.nsubs; rid++ {
-				if w.All != rid && (w.RID != rid || w.Conn != c.idx) {
+				if !w.reaches(c.idx, c.group, rid) {
 					continue
 				}
 				want++

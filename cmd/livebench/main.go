@@ -59,7 +59,7 @@ func main() {
 	}
 }
 
-var scenarios = []string{"watchers", "users", "instances", "idle", "limit"}
+var scenarios = []string{"watchers", "users", "instances", "groups", "idle", "limit"}
 
 // options are the command's flags.
 type options struct {
@@ -76,6 +76,7 @@ type options struct {
 	MemProfile string
 	Drain      time.Duration
 	Verbose    bool
+	NoMetrics  bool
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -93,6 +94,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the server process to this file once the clients are subscribed (.N added as for -cpuprofile)")
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long broadcasts may take to arrive after the last write")
 	fs.BoolVar(&o.Verbose, "v", false, "log the server's info lines too (a line per request and connection); warnings and errors always are")
+	fs.BoolVar(&o.NoMetrics, "nometrics", false, "run the server without its Prometheus metrics, to measure what they cost")
 }
 
 // rows returns the runs o asks for.
@@ -116,6 +118,11 @@ func (o options) rows() ([]row, error) {
 	users, usersM := 1000, 200
 	instSubs, instConns, instM := 10000, 500, 2000
 	idle := 10000
+	// Many small groups: 50,000 connections, 10 per list at 5,000 lists
+	// (at 200 writes/s and then flat out), and the same connections over
+	// 500 and 50,000 lists to show the hub's work does not grow with them.
+	groupConns, groupM, groupRate := 50000, 2000, 200.0
+	groupSizes := []int{500, 5000, 50000}
 	if o.Quick {
 		watchers = []int{1, 20}
 		writesFor = func(int) int { return 20 }
@@ -123,6 +130,8 @@ func (o options) rows() ([]row, error) {
 		users, usersM = 5, 20
 		instSubs, instConns, instM = 50, 5, 20
 		idle = 20
+		groupConns, groupM, groupRate = 200, 40, 200
+		groupSizes = []int{2, 20, 200}
 	}
 	if o.N > 0 {
 		watchers = []int{o.N}
@@ -150,6 +159,20 @@ func (o options) rows() ([]row, error) {
 			conns = max(1, min(subs, subs/20))
 		}
 		rows = append(rows, row{Scenario: "instances", Conns: conns, Subs: subs, Writes: min(pick(instM, o.M), subs), Rate: o.Rate})
+	}
+	if want("groups") {
+		conns := pick(groupConns, o.N)
+		sizes := groupSizes
+		if o.N > 0 {
+			sizes = []int{max(1, conns/10)}
+		}
+		for _, g := range sizes {
+			g = min(g, conns)
+			if g == sizes[len(sizes)/2] && o.Rate == 0 {
+				rows = append(rows, row{Scenario: "groups", Conns: conns, Subs: g, Writes: pick(groupM, o.M), Rate: groupRate})
+			}
+			rows = append(rows, row{Scenario: "groups", Conns: conns, Subs: g, Writes: pick(groupM, o.M), Rate: o.Rate})
+		}
 	}
 	if want("idle") {
 		rows = append(rows, row{Scenario: "idle", Conns: pick(idle, o.N)})
@@ -258,7 +281,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 		if o.DB != "" {
 			res.DB = "postgres"
 		}
-		s, err := startApp(ctx, o.DB, dir, o.Addrs, log)
+		s, err := startApp(ctx, o.DB, dir, o.Addrs, !o.NoMetrics, log)
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +297,9 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	}
 	for _, c := range p.Conns {
 		res.Subscriptions += len(c.Subs)
+	}
+	if r.Scenario == "groups" {
+		res.Groups = r.Subs
 	}
 	p.Rate, p.Writers = r.Rate, o.Writers
 	p.DialConcurrency = 64

@@ -55,11 +55,15 @@ type plan struct {
 type connPlan struct {
 	Token string   `json:"t,omitempty"`
 	Subs  []string `json:"s"`
+	// Group, when not 0, is the group the connection's subscription 1
+	// watches.
+	Group int `json:"g,omitempty"`
 }
 
 // writePlan is one HTTP write and who must receive its broadcast: the
-// subscription with request_id All of every connection, or, when All is
-// 0 and RID is not, the subscription RID of connection Conn.
+// subscription with request_id All of every connection; or, when Group
+// is not 0, subscription 1 of the connections watching that group; or,
+// when RID is not 0, the subscription RID of connection Conn.
 type writePlan struct {
 	Method string `json:"m"`
 	Path   string `json:"p"`
@@ -67,8 +71,21 @@ type writePlan struct {
 	Token  string `json:"t,omitempty"`
 	Status int    `json:"st"`
 	All    int    `json:"a,omitempty"`
+	Group  int    `json:"g,omitempty"`
 	Conn   int    `json:"c,omitempty"`
 	RID    int    `json:"r,omitempty"`
+}
+
+// reaches reports whether the write's broadcast is for the subscription
+// rid of connection conn, which watches group.
+func (w *writePlan) reaches(conn, group, rid int) bool {
+	switch {
+	case w.All > 0:
+		return w.All == rid
+	case w.Group > 0:
+		return rid == 1 && w.Group == group
+	}
+	return w.RID == rid && w.Conn == conn
 }
 
 // event is one line of the client process's stdout.

@@ -12,12 +12,14 @@ import (
 
 // result is one row of the report.
 type result struct {
-	Scenario      string  `json:"scenario"`
-	DB            string  `json:"db"`
-	Connections   int     `json:"connections"`
-	Subscriptions int     `json:"subscriptions"`
-	Writes        int     `json:"writes"`
-	Rate          float64 `json:"rate"` // target writes/s; 0: unlimited
+	Scenario      string `json:"scenario"`
+	DB            string `json:"db"`
+	Connections   int    `json:"connections"`
+	Subscriptions int    `json:"subscriptions"`
+	// Groups is, for "groups", the lists the connections watch.
+	Groups int     `json:"groups,omitempty"`
+	Writes int     `json:"writes"`
+	Rate   float64 `json:"rate"` // target writes/s; 0: unlimited
 	// WriteRate is the writes per second achieved.
 	WriteRate float64 `json:"write_rate"`
 
@@ -176,6 +178,18 @@ func (rep *report) finish() {
 				Measured: fmt.Sprintf("%.0f/s = %.2f x limit (%.0f/s), %d missing", r.BroadcastsPerSec, r.VsLimit, limit[10000], r.Missing),
 				Met:      r.VsLimit >= 0.5 && r.Missing == 0,
 			})
+		case r.Scenario == "watchers" && r.Rate == 0 && (r.Connections == 100 || r.Connections == 1000) && r.VsLimit > 0:
+			rep.Targets = append(rep.Targets, target{
+				Name:     fmt.Sprintf("watchers n=%d: broadcasts/s >= 0.8 x limit, none lost", r.Connections),
+				Measured: fmt.Sprintf("%.0f/s = %.2f x limit (%.0f/s), %d missing", r.BroadcastsPerSec, r.VsLimit, limit[r.Connections], r.Missing),
+				Met:      r.VsLimit >= 0.8 && r.Missing == 0,
+			})
+		case r.Scenario == "groups" && r.Connections >= 10000:
+			rep.Targets = append(rep.Targets, target{
+				Name:     fmt.Sprintf("groups n=%d over %d lists: every broadcast, memory <= 16 KiB per connection", r.Connections, r.Groups),
+				Measured: fmt.Sprintf("%d of %d received, %.1f KiB", r.Received, r.Expected, r.MemPerConn/1024),
+				Met:      r.Missing == 0 && r.Received == r.Expected && r.MemPerConn <= 16*1024,
+			})
 		case r.Scenario == "watchers" && r.Connections == 1000 && r.Rate == 500:
 			rep.Targets = append(rep.Targets, target{
 				Name:     "watchers n=1000 @500 writes/s: p99 < 25 ms",
@@ -242,8 +256,12 @@ func (rep *report) writeTable(w io.Writer) error {
 		if r.ServerWriteCalls > 0 && r.Received > 0 {
 			perCall = fmt.Sprintf("%.1f", float64(r.Received)/float64(r.ServerWriteCalls))
 		}
+		scenario := r.Scenario
+		if r.Groups > 0 {
+			scenario = fmt.Sprintf("%s/%d", r.Scenario, r.Groups)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.1f KiB\t%.2f\t%.2f\t%s\t%s\t\n",
-			r.Scenario, r.DB, r.Connections, r.Subscriptions, r.Writes, rate, r.Expected, r.Received, r.Missing, r.Duplicates,
+			scenario, r.DB, r.Connections, r.Subscriptions, r.Writes, rate, r.Expected, r.Received, r.Missing, r.Duplicates,
 			r.BroadcastsPerSec, r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyMaxMs, sql, live, r.MemPerConn/1024, r.ServerCPU, r.ClientCPU, perCall, vs)
 	}
 	if err := tw.Flush(); err != nil {

@@ -23,7 +23,8 @@ import (
 type row struct {
 	Scenario string
 	// Conns is the number of connections; Subs, for "instances", the
-	// number of subscriptions spread over them.
+	// number of subscriptions spread over them, and for "groups" the
+	// number of lists they watch.
 	Conns, Subs int
 	Writes      int
 	Rate        float64
@@ -31,6 +32,9 @@ type row struct {
 
 func (r row) label() string {
 	l := fmt.Sprintf("%s n=%d", r.Scenario, r.Conns)
+	if r.Scenario == "groups" {
+		l += fmt.Sprintf(" g=%d", r.Subs)
+	}
 	if r.Rate > 0 {
 		l += fmt.Sprintf(" @%g/s", r.Rate)
 	}
@@ -170,6 +174,39 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 			p.Writes = append(p.Writes, w)
 		}
 
+	case "groups":
+		// Many small groups, the shape of chat rooms or project boards:
+		// r.Subs public lists, the r.Conns connections spread over them
+		// (connection i watches list i % r.Subs), and write i changes a
+		// task of list i % r.Subs, which its watchers receive.
+		lists, err := insertLists(ctx, s.setup, owner.id, r.Subs)
+		if err != nil {
+			return nil, err
+		}
+		tasks := make([]uint, r.Writes)
+		perList := (r.Writes + r.Subs - 1) / r.Subs
+		for l, list := range lists {
+			ids, err := insertTasks(ctx, s.setup, list, min(perList, max(0, r.Writes-l*perList)))
+			if err != nil {
+				return nil, err
+			}
+			for k, id := range ids {
+				// The writes of list l are l, l + n, l + 2n...
+				if i := l + k*r.Subs; i < r.Writes {
+					tasks[i] = id
+				}
+			}
+		}
+		p.Conns = make([]connPlan, r.Conns)
+		for i := range p.Conns {
+			p.Conns[i] = connPlan{Subs: []string{subscribeList(1, lists[i%r.Subs])}, Group: i%r.Subs + 1}
+		}
+		for i := range r.Writes {
+			w := taskWrite(i, tasks[i], "")
+			w.Group = i%r.Subs + 1
+			p.Writes = append(p.Writes, w)
+		}
+
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", r.Scenario)
 	}
@@ -177,6 +214,23 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 		return nil, err
 	}
 	return p, nil
+}
+
+// insertLists inserts n public lists of owner, in one transaction, and
+// returns their ids.
+func insertLists(ctx context.Context, db *gorm.DB, owner uint, n int) ([]uint, error) {
+	lists := make([]todoapp.List, n)
+	for i := range lists {
+		lists[i] = todoapp.List{Name: "group " + strconv.Itoa(i), Public: true, OwnerID: owner}
+	}
+	if err := db.WithContext(ctx).CreateInBatches(lists, 500).Error; err != nil {
+		return nil, fmt.Errorf("insert lists: %w", err)
+	}
+	ids := make([]uint, n)
+	for i := range lists {
+		ids[i] = lists[i].ID
+	}
+	return ids, nil
 }
 
 // insertTasks inserts n tasks into list, in one transaction, and returns

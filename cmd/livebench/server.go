@@ -40,7 +40,7 @@ type appServer struct {
 
 // startApp starts todoapp on a new database: a SQLite file in dir, or,
 // when dbURL is a postgres:// URL, a new schema in that database.
-func startApp(ctx context.Context, dbURL, dir string, nAddrs int, log *slog.Logger) (_ *appServer, err error) {
+func startApp(ctx context.Context, dbURL, dir string, nAddrs int, withMetrics bool, log *slog.Logger) (_ *appServer, err error) {
 	s := &appServer{counter: &sqlCounter{}}
 	defer func() {
 		if err != nil {
@@ -107,6 +107,7 @@ func startApp(ctx context.Context, dbURL, dir string, nAddrs int, log *slog.Logg
 		// what is measured.
 		BcryptCost: bcrypt.MinCost,
 		LoginRate:  -1, // one address registers them all
+		NoMetrics:  !withMetrics,
 	})
 	if err != nil {
 		return nil, err

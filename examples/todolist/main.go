@@ -81,6 +81,14 @@ func main() {
 // set; none means a process of its own.
 type broker struct{ redis, nats string }
 
+// name names the broker in metrics.
+func (b broker) name() string {
+	if b.redis != "" {
+		return "redis"
+	}
+	return "nats"
+}
+
 // brokerLayer is a layer over a broker, which its opener closes.
 type brokerLayer interface {
 	live.Layer
@@ -117,6 +125,7 @@ func run(ctx context.Context, cfg todoapp.Config, addr string, b broker) (err er
 	}
 	if layer != nil {
 		cfg.Layer = layer
+		cfg.LayerName = b.name()
 		defer func() {
 			if cerr := layer.Close(); cerr != nil {
 				err = errors.Join(err, fmt.Errorf("close broker: %w", cerr))

@@ -32,6 +32,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/restlive/restlive/layer"
 	"github.com/restlive/restlive/layer/internal/fanout"
 	"github.com/restlive/restlive/live"
 )
@@ -227,6 +228,11 @@ func (l *Layer) connErr(err error) error {
 // changes of the topics the receiver joins. deliver should return soon;
 // while receivers are far behind, messages queue up to Config.BufferSize
 // and are then dropped and reported Missed. ctx only bounds the call: the
+// Stats returns the layer's counters, for metrics: whether the broker
+// connection is up, how often it came back, the messages published and
+// received, and the drops reported as missed.
+func (l *Layer) Stats() layer.Stats { return l.f.Stats() }
+
 // receiver lives until closed.
 func (l *Layer) Receive(_ context.Context, deliver func(live.Delivery)) (live.Receiver, error) {
 	return l.f.Receive(deliver)

@@ -34,6 +34,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/restlive/restlive/layer"
 	"github.com/restlive/restlive/layer/internal/fanout"
 	"github.com/restlive/restlive/live"
 )
@@ -208,6 +209,11 @@ func (l *Layer) Publish(ctx context.Context, changes []live.Change) error {
 // Receive adds a receiver: deliver is called, one call at a time, with the
 // changes of the topics the receiver joins. deliver should return soon;
 // while receivers are far behind, the layer stops reading from Redis. ctx
+// Stats returns the layer's counters, for metrics: whether the broker
+// connection is up, how often it came back, the messages published and
+// received, and the drops reported as missed.
+func (l *Layer) Stats() layer.Stats { return l.f.Stats() }
+
 // only bounds the call: the receiver lives until closed.
 func (l *Layer) Receive(_ context.Context, deliver func(live.Delivery)) (live.Receiver, error) {
 	return l.f.Receive(deliver)

@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -30,6 +33,7 @@ import (
 	"github.com/restlive/restlive/capture/pgcapture"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/metrics"
 	"github.com/restlive/restlive/rest"
 )
 
@@ -101,6 +105,14 @@ type Config struct {
 	// its answer (not WebSockets, which the router keeps alive with pings).
 	// Defaults to 30 seconds.
 	RequestTimeout time.Duration
+	// LayerName names Layer in metrics and in /readyz: "redis", "nats".
+	LayerName string
+	// NoMetrics leaves the router without an Observer (and /metrics
+	// without restlive's metrics): the benchmark measures what they cost.
+	NoMetrics bool
+	// ConfigureLive, if set, changes the router's configuration before
+	// the router is made: tests set small limits with it.
+	ConfigureLive func(*live.Config)
 	// OriginPatterns are the hosts of cross-origin pages allowed to open
 	// the WebSocket (see live.Config). Defaults to none: only the app's
 	// own page.
@@ -135,11 +147,14 @@ type App struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	dialect capture.Dialect
+	layer   metrics.Layer // the broker's, if any
 	// api serves the REST API and the WebSocket endpoint, and stop shuts
-	// it down: a restlive.Server, or the SQL mode's parts.
+	// it down: a restlive.Server, or the SQL mode's parts, whose router
+	// and outbox reader these are.
 	api    http.Handler
 	stop   func(ctx context.Context) error
 	router *live.Router
+	reader *capture.Reader
 
 	requestTimeout time.Duration
 
@@ -185,22 +200,41 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 
-	lcfg := live.Config{
+	// Metrics of the process and of restlive, on a registry of the app's
+	// own, at /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, fmt.Errorf("todolist: %w", err)
+	}
+
+	// The router of both models' subscriptions, served with their REST
+	// APIs and the capture of their tables in the mode of cfg.Views.
+	liveCfg := live.Config{
 		Layer:          cfg.Layer,
 		Authenticate:   authn.identify,
 		OriginPatterns: cfg.OriginPatterns,
 		Logger:         a.log,
 	}
-	var router *live.Router
+	if !cfg.NoMetrics {
+		liveCfg.Observer = m
+	}
+	if cfg.ConfigureLive != nil {
+		cfg.ConfigureLive(&liveCfg)
+	}
 	if cfg.Views == ViewsSQL {
-		router, err = a.startSQL(ctx, lcfg)
+		err = a.startSQL(ctx, liveCfg)
 	} else {
-		router, err = a.startGORM(ctx, lcfg)
+		err = a.startGORM(ctx, liveCfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
-	authn.router, a.router = router, router
+	authn.router = a.router
+	if err := a.watch(m, cfg); err != nil {
+		return nil, fmt.Errorf("todolist: metrics: %w", err)
+	}
 
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
@@ -213,6 +247,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	mux.Handle("/api/lists/", a.api)
 	mux.Handle("/api/tasks/", a.api)
 	mux.Handle("/ws/subscribe/", a.api)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", a.healthz)
+	mux.HandleFunc("/readyz", a.readyz)
 	mux.Handle("/", readOnly(http.FileServerFS(web)))
 	a.handler = accessLog(a.log, mux)
 	return a, nil
@@ -246,7 +283,7 @@ func (a *App) Close() error {
 // startGORM serves the lists and tasks with gormlive views: one
 // restlive.Server for both models, their REST APIs, their subscriptions,
 // and the capture of their tables.
-func (a *App) startGORM(ctx context.Context, lcfg live.Config) (*live.Router, error) {
+func (a *App) startGORM(ctx context.Context, lcfg live.Config) error {
 	server, err := restlive.New(restlive.Config{
 		DB:      a.db,
 		Capture: a.dialect,
@@ -254,16 +291,16 @@ func (a *App) startGORM(ctx context.Context, lcfg live.Config) (*live.Router, er
 		REST:    rest.Config{Challenge: "Token"},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	lists, tasks := a.views()
 	restlive.Handle(server, "/api/lists/", lists)
 	restlive.Handle(server, "/api/tasks/", tasks)
 	if err := server.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	a.api, a.stop = server, server.Shutdown
-	return server.Router(), nil
+	a.api, a.stop, a.router, a.reader = server, server.Shutdown, server.Router(), server.Reader()
+	return nil
 }
 
 // openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file,

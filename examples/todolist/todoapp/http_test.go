@@ -373,7 +373,7 @@ func testPage(t *testing.T, s *server) {
 	for _, tc := range []struct{ path, contentType, want string }{
 		{"/", "text/html", "<html"},
 		{"/app.js", "text/javascript", "/ws/subscribe/"},
-		{"/live.js", "text/javascript", "class LiveClient"},
+		{"/lib/restlive-client/index.js", "text/javascript", "LiveClient"},
 		{"/style.css", "text/css", "{"},
 	} {
 		res := s.do(t, "GET", tc.path, nil, "")

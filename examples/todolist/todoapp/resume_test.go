@@ -2,6 +2,7 @@ package todoapp
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -199,5 +200,42 @@ func TestResumeFallsBack(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestResumeAsAnotherUser: alice holds the tasks of her private list and
+// logs out; resuming her offset anonymously, or as bob, must not keep
+// what she saw: the server answers a snapshot of what the new user may
+// see (none of it), with resumed false.
+func TestResumeAsAnotherUser(t *testing.T) {
+	s := start(t, databases[0].dsn(t))
+	alice, bob := s.register(t, "alice"), s.register(t, "bob")
+	var private List
+	s.must(t, 201, "POST", "/api/lists/", alice, `{"name":"mine"}`).decode(t, &private)
+	for i := range 3 {
+		s.must(t, 201, "POST", "/api/tasks/", alice, fmt.Sprintf(`{"text":"secret %d","list":%d}`, i, private.ID))
+	}
+	c := s.connect(t, alice)
+	held := &holder{rid: "tasks"}
+	held.subscribe(t, c, private.ID, "")
+	if len(held.instances) != 3 {
+		t.Fatalf("alice's snapshot holds %d tasks, want 3", len(held.instances))
+	}
+	c.Close()
+	for _, who := range []*user{nil, bob} {
+		again := &holder{rid: "tasks", instances: maps.Clone(held.instances)}
+		again.subscribe(t, s.connect(t, who), private.ID, held.offset)
+		if again.resumed == nil || *again.resumed {
+			t.Fatalf("%v resumed alice's offset: resumed = %v, want false", who, again.resumed)
+		}
+		if len(again.instances) != 0 {
+			t.Fatalf("%v still holds %d of alice's tasks after resuming", who, len(again.instances))
+		}
+	}
+	// alice herself, on a new connection, resumes.
+	back := &holder{rid: "tasks", instances: maps.Clone(held.instances)}
+	back.subscribe(t, s.connect(t, alice), private.ID, held.offset)
+	if back.resumed == nil || !*back.resumed || len(back.instances) != 3 {
+		t.Fatalf("alice's own resume: resumed = %v, %d tasks", back.resumed, len(back.instances))
 	}
 }

@@ -108,7 +108,7 @@ func sqlViews(q sqlview.Querier) (*sqlview.View[listRow], *sqlview.View[taskRow]
 // startSQL serves the lists and tasks in the SQL mode: the views, their
 // REST handlers, a router, and the capture of their tables with its
 // reader, which stop stops after the router.
-func (a *App) startSQL(ctx context.Context, lcfg live.Config) (*live.Router, error) {
+func (a *App) startSQL(ctx context.Context, lcfg live.Config) error {
 	d := sqlview.SQLite
 	if a.dialect == pgcapture.Dialect {
 		d = sqlview.Postgres
@@ -116,16 +116,16 @@ func (a *App) startSQL(ctx context.Context, lcfg live.Config) (*live.Router, err
 	lists, tasks := sqlViews(sqlview.SQL(a.sqlDB, d))
 	var err error
 	if lcfg.History, err = capture.NewHistory(a.sqlDB, a.dialect); err != nil {
-		return nil, err
+		return err
 	}
 	router := live.NewRouter(lcfg)
 	router.Register(lists, tasks)
 	if err := sqlview.InstallCapture(ctx, a.sqlDB, a.dialect, lists, tasks); err != nil {
-		return nil, err
+		return err
 	}
 	reader, err := capture.NewReader(a.sqlDB, a.dialect, capture.Config{Publisher: router.Layer(), Logger: a.log})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
@@ -140,14 +140,14 @@ func (a *App) startSQL(ctx context.Context, lcfg live.Config) (*live.Router, err
 	mux.Handle("/ws/subscribe/", router)
 	mux.Handle("/api/lists/", http.StripPrefix("/api/lists", api.handler(listResource(api))))
 	mux.Handle("/api/tasks/", http.StripPrefix("/api/tasks", api.handler(taskResource(api))))
-	a.api = mux
+	a.api, a.router, a.reader = mux, router, reader
 	a.stop = func(ctx context.Context) error {
 		err := router.Shutdown(ctx)
 		cancel()
 		<-done
 		return err
 	}
-	return router, nil
+	return nil
 }
 
 // listResource is how the REST handlers read, decode, check and write

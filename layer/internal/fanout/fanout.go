@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/restlive/restlive/layer"
 	"github.com/restlive/restlive/live"
 )
 
@@ -111,6 +112,18 @@ type Fanout struct {
 	id    uint64
 	batch uint64
 	enc   encoder
+
+	// The counters of Stats.
+	down                           atomic.Bool
+	reconnects, sent, got, dropped atomic.Uint64
+}
+
+// Stats returns the counters of the layer over this Fanout.
+func (f *Fanout) Stats() layer.Stats {
+	return layer.Stats{
+		Connected: !f.down.Load(), Reconnects: f.reconnects.Load(),
+		MessagesOut: f.sent.Load(), MessagesIn: f.got.Load(), Dropped: f.dropped.Load(),
+	}
 }
 
 type topicSub struct {
@@ -440,6 +453,7 @@ func (f *Fanout) Unconfirm(channel string) {
 
 // Message handles a payload received on channel.
 func (f *Fanout) Message(channel, payload string) {
+	f.got.Add(1)
 	m, err := decode(payload)
 	if err != nil {
 		f.log.Warn(f.name+": drop a message", "channel", channel, "err", err)
@@ -496,6 +510,7 @@ func (f *Fanout) Message(channel, payload string) {
 // Lost records that the connection dropped: messages of the batches being
 // assembled will not come, and subscriptions must be confirmed again.
 func (f *Fanout) Lost() {
+	f.down.Store(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, cs := range f.channels {
@@ -511,6 +526,9 @@ func (f *Fanout) Lost() {
 // Restored tells every receiver that the changes of every topic it joined
 // may have been missed while the connection was down.
 func (f *Fanout) Restored() {
+	if f.down.Swap(false) {
+		f.reconnects.Add(1)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ds []delivery
@@ -531,6 +549,7 @@ func (f *Fanout) Restored() {
 // Dropped tells the receivers of channel's topics that its messages may
 // have been lost (the connection dropped some while the reader was slow).
 func (f *Fanout) Dropped(channel string) {
+	f.dropped.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ready []*entry

@@ -34,6 +34,7 @@ func (f *Fanout) Publish(ctx context.Context, changes []live.Change, maxBytes in
 		if err := send(ctx, msgs); err != nil {
 			return fmt.Errorf("%s: publish: %w", f.name, err)
 		}
+		f.sent.Add(uint64(len(msgs)))
 		changes = changes[n:]
 	}
 	return nil

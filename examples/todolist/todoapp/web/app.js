@@ -1,32 +1,48 @@
-// The todolist page: REST for reads and writes, the WebSocket for changes
-// made anywhere else. The DOM is rendered from in-memory maps (lists, and
-// the tasks of the open list) that REST responses and broadcasts both
-// update, so the two paths can never disagree about what is shown.
-import { LiveClient, Status } from './live.js';
+// The todolist page. Everything it shows of lists and tasks comes from
+// live collections of @restlive/client (web/lib/restlive-client, built from
+// client/src): the open list's tasks, with the filters as query parameters,
+// and each list shown, one collection per list. A collection loads with a
+// snapshot and, after a reconnect or a resync, resumes from the last change
+// it applied, so the page never refetches tasks. REST is for writes, and
+// for the index of the lists the user can see, which no subscription
+// offers (there is no group of "every list").
+import { LiveClient } from './lib/restlive-client/index.js';
 
 const byTestId = (id, root = document) => root.querySelector(`[data-testid="${id}"]`);
 
+// For the browser test and the curious (console): what the collections
+// received, by cause, and how often the page asked REST for the index.
+const stats = { snapshot: 0, resume: 0, broadcast: 0, indexLoads: 0, opens: 0 };
+window.__restliveStats = stats;
+
 // --- session ---------------------------------------------------------------
 
-// The token authenticates REST calls. The WebSocket cannot send headers, so
-// the socket relies on the session cookie that /api/auth/login sets.
-const session = {
-  token: localStorage.getItem('todolist.token'),
-  username: localStorage.getItem('todolist.username'),
-  userId: Number(localStorage.getItem('todolist.userId')) || null,
-};
+// The token authenticates REST calls. The WebSocket relies on the session
+// cookie that /api/auth/login sets (shared by every tab, as localStorage
+// is).
+const session = { token: null, username: null, userId: null };
 
+function readSession() {
+  Object.assign(session, {
+    token: localStorage.getItem('todolist.token'),
+    username: localStorage.getItem('todolist.username'),
+    userId: Number(localStorage.getItem('todolist.userId')) || null,
+  });
+}
+
+// The token is written, and removed, last: other tabs follow a change of
+// it (the storage event), and must then read the rest as it now is.
 function saveSession({ token, username, userId }) {
   Object.assign(session, { token, username, userId: userId ?? null });
-  localStorage.setItem('todolist.token', token);
   localStorage.setItem('todolist.username', username);
   if (userId != null) localStorage.setItem('todolist.userId', String(userId));
   else localStorage.removeItem('todolist.userId');
+  localStorage.setItem('todolist.token', token);
 }
 
 function forgetSession() {
   Object.assign(session, { token: null, username: null, userId: null });
-  for (const key of ['todolist.token', 'todolist.username', 'todolist.userId']) localStorage.removeItem(key);
+  for (const key of ['todolist.username', 'todolist.userId', 'todolist.token']) localStorage.removeItem(key);
 }
 
 // --- REST ------------------------------------------------------------------
@@ -59,15 +75,36 @@ async function api(method, path, body) {
     }
   }
   if (res.status === 401 && headers.Authorization) {
-    // The server no longer knows the stored token (a new database, say):
-    // carry on anonymously, as the server would treat a visitor.
+    // The server no longer knows the stored token (a new database, or a
+    // logout elsewhere): carry on anonymously, as the server would treat a
+    // visitor.
     forgetSession();
-    renderAccount();
+    identityChanged();
     showMessage('Your session has ended; log in again to see your own lists.');
     if (method === 'GET') return api(method, path, body);
   }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
+}
+
+// getAll returns every instance of a paginated list endpoint, following
+// "next". Only its path is followed: the server builds it from the Host it
+// was asked for, which behind a proxy may not be the page's origin.
+async function getAll(path) {
+  const items = [];
+  for (let next = path, pages = 0; next; pages++) {
+    if (pages === 1000) throw new Error(`${path}: more than 1,000 pages`);
+    const data = await api('GET', next);
+    if (Array.isArray(data)) return data; // a server that does not paginate
+    items.push(...(data?.results ?? []));
+    next = data?.next ? pathOf(data.next) : null;
+  }
+  return items;
+}
+
+function pathOf(url) {
+  const u = new URL(url, location.href);
+  return u.pathname + u.search;
 }
 
 // describeError turns an API error body (field errors or a detail message)
@@ -99,8 +136,6 @@ function describeError(err) {
   return fallback[err.status] || `The server answered ${err.status}.`;
 }
 
-const asArray = (data) => (Array.isArray(data) ? data : data?.results || []);
-
 // --- messages --------------------------------------------------------------
 
 let messageTimer = null;
@@ -118,270 +153,350 @@ function hideMessage() {
   byTestId('message').hidden = true;
 }
 
-// --- live connection -------------------------------------------------------
-
-const statusText = {
-  [Status.CONNECTING]: 'Connecting…',
-  [Status.OPEN]: 'Subscribing…',
-  [Status.LIVE]: 'Live',
-  [Status.RECONNECTING]: 'Disconnected — reconnecting…',
-  [Status.CLOSED]: 'Offline',
-};
-
-function showStatus(status, detail) {
-  const el = byTestId('connection-status');
-  el.dataset.state = status;
-  let text = statusText[status] || status;
-  if (status === Status.RECONNECTING && detail.code === 4003) {
-    text = 'Disconnected — log in to receive live updates';
-  }
-  el.querySelector('.status-text').textContent = text;
-  el.title =
-    status === Status.RECONNECTING
-      ? `Connection closed${detail.code ? ` (code ${detail.code})` : ''}; next try in ${Math.ceil(detail.retryIn / 1000)} s`
-      : '';
-}
-
-const live = new LiveClient({ url: '/ws/subscribe/', onStatus: showStatus });
-
 // --- state -----------------------------------------------------------------
 
+const client = new LiveClient({ url: '/ws/subscribe/' });
+
 const state = {
-  lists: new Map(), // id -> list, every list this user can see
-  listSubs: new Map(), // id -> subscription to that list by pk
-  listsLoaded: false,
+  // The lists shown, by id: the collection of each (a retrieve with a
+  // snapshot holds zero or one instance: the list, or nothing once it is
+  // deleted or hidden from this user), and the index's copy, shown until
+  // the collection has loaded.
+  lists: new Map(), // id -> { collection, loaded, fromIndex, shown }
+  indexLoaded: false,
   currentId: null,
-  tasks: new Map(), // id -> task of the current list (as filtered)
-  taskSub: null,
+  tasks: null, // the collection of the open list's tasks, as filtered
   filters: { search: '', done: '' },
-  // Refetch bookkeeping: broadcasts that arrive while a refetch is in flight
-  // are replayed on top of its snapshot, so a change committed after the
-  // snapshot was taken is not lost when the snapshot replaces the map.
-  fetchGen: 0,
-  appliedGen: 0,
-  inflight: 0,
-  seq: 0,
-  log: [],
+  // Lists this page deleted: their end is no news to show.
+  deleted: new Set(),
+  // Bumped when the user changes: an index loaded for the one before is
+  // not this user's.
+  identity: 0,
+  everOpen: false,
 };
+
+// listOf returns the list id as the page knows it, or undefined when it
+// is not visible.
+function listOf(id) {
+  const entry = state.lists.get(id);
+  if (!entry) return undefined;
+  return entry.loaded ? entry.collection.get(id) : entry.fromIndex;
+}
+
+function visibleLists() {
+  return [...state.lists.keys()]
+    .map(listOf)
+    .filter(Boolean)
+    .sort((a, b) => a.id - b.id);
+}
+
+function count(cause) {
+  stats[cause] = (stats[cause] ?? 0) + 1;
+}
 
 // --- lists -----------------------------------------------------------------
 
-let listsRefresh = null;
-
-// refreshLists refetches the lists; calls made while one is pending share it.
-function refreshLists() {
-  listsRefresh ??= loadLists().finally(() => (listsRefresh = null));
-  return listsRefresh;
-}
-
-async function loadLists() {
-  try {
-    const lists = asArray(await api('GET', '/api/lists/'));
-    state.lists = new Map(lists.map((l) => [l.id, l]));
-    state.listsLoaded = true;
-  } catch (err) {
-    showMessage(`Could not load the lists: ${describeError(err)}`);
+// watchList keeps list id current with a live collection of that one list.
+function watchList(id, fromIndex) {
+  const known = state.lists.get(id);
+  if (known) {
+    if (fromIndex) {
+      known.shown = true;
+      if (!known.loaded) known.fromIndex = fromIndex;
+    }
     return;
   }
-  if (state.currentId !== null && !state.lists.has(state.currentId)) {
-    await ensureCurrentList();
-  }
-  syncListSubscriptions();
-  renderLists();
-  renderListHeader();
+  // shown: the page has shown the list (from the index or its collection),
+  // so that its end is news rather than "not available".
+  const entry = { collection: null, loaded: false, fromIndex, shown: fromIndex !== undefined };
+  entry.collection = client.collection(
+    { model: 'todolist.List', value: id },
+    {
+      // Refused (too many subscriptions on one connection, say) or ended
+      // by the server: what it shows stays, no longer live.
+      onError: (err) => console.warn(`list ${id} is not live:`, err.code, err.message),
+    },
+  );
+  entry.collection.onChange(({ cause }) => {
+    count(cause);
+    entry.loaded = true;
+    if (state.lists.get(id) !== entry) return;
+    if (entry.collection.size === 0) {
+      listGone(id, entry.shown);
+      return;
+    }
+    entry.shown = true;
+    renderListsAndHeader();
+  });
+  state.lists.set(id, entry);
 }
 
-// ensureCurrentList fetches a list opened by its address that the index did
-// not include; if it is not visible, the page says so and closes it.
-async function ensureCurrentList() {
-  const id = state.currentId;
-  try {
-    const list = await api('GET', `/api/lists/${id}/`);
-    if (state.currentId === id) state.lists.set(id, list);
-  } catch (err) {
-    if (state.currentId !== id) return;
+// listGone forgets list id: deleted, made private, or never visible to
+// this user (opened by its address).
+function listGone(id, wasShown) {
+  state.lists.get(id)?.collection.close();
+  state.lists.delete(id);
+  if (state.currentId === id) {
     closeList();
-    showMessage(`List ${id} is not available: ${describeError(err)}`);
+    if (state.deleted.has(id)) showMessage('List deleted.', { error: false });
+    else if (wasShown) showMessage('This list was deleted, or is no longer visible to you.');
+    else showMessage(`List ${id} is not available: it may have been deleted, or be private.`);
   }
+  renderListsAndHeader();
 }
 
-function syncListSubscriptions() {
-  for (const [id, sub] of state.listSubs) {
-    if (!state.lists.has(id)) {
-      sub.close();
-      state.listSubs.delete(id);
-    }
+let indexLoad = null;
+
+// refreshIndex loads the index of the lists the user can see, and watches
+// those it did not know. Calls made while one load is pending for the same
+// user share it.
+function refreshIndex() {
+  if (indexLoad?.identity !== state.identity) {
+    const identity = state.identity;
+    const promise = loadIndex(identity).finally(() => {
+      if (indexLoad?.promise === promise) indexLoad = null;
+    });
+    indexLoad = { identity, promise };
   }
-  for (const id of state.lists.keys()) {
-    if (state.listSubs.has(id)) continue;
-    const sub = live.subscribe(
-      { model: 'todolist.List', value: id },
-      {
-        onMessage: (action, instance) => applyList(action, instance),
-        // Renames or deletions may have been missed while disconnected.
-        onLive: ({ reconnected, resync }) => {
-          if (reconnected || resync) refreshLists();
-        },
-      },
-    );
-    state.listSubs.set(id, sub);
-  }
+  return indexLoad.promise;
 }
 
-function applyList(action, instance) {
-  const id = instance.id;
-  if (action === 'DELETED') {
-    state.lists.delete(id);
-    state.listSubs.get(id)?.close();
-    state.listSubs.delete(id);
-    if (state.currentId === id) {
-      closeList();
-      showMessage('This list was deleted, or is no longer visible to you.');
-    }
-  } else {
-    state.lists.set(id, { ...state.lists.get(id), ...instance });
+async function loadIndex(identity) {
+  let lists;
+  try {
+    lists = await getAll('/api/lists/');
+  } catch (err) {
+    if (identity === state.identity) showMessage(`Could not load the lists: ${describeError(err)}`);
+    return;
   }
-  renderLists();
-  renderListHeader();
+  if (identity !== state.identity) return;
+  stats.indexLoads++;
+  // Only adds: a list leaves when its own collection says it has gone, so
+  // an index read a moment before a list was created hides nothing.
+  for (const list of lists) watchList(list.id, list);
+  state.indexLoaded = true;
+  renderListsAndHeader();
 }
 
 async function createList(name, isPublic) {
   const list = await api('POST', '/api/lists/', { name, public: isPublic });
-  state.lists.set(list.id, list);
-  syncListSubscriptions();
-  renderLists();
+  watchList(list.id, list);
+  renderListsAndHeader();
   location.hash = `list=${list.id}`;
 }
 
+async function updateList(id, fields) {
+  await api('PATCH', `/api/lists/${id}/`, fields);
+  // The list's collection shows the change when it is broadcast.
+}
+
 async function deleteList(id) {
-  await api('DELETE', `/api/lists/${id}/`);
-  applyList('DELETED', { id });
+  state.deleted.add(id);
+  try {
+    await api('DELETE', `/api/lists/${id}/`);
+  } catch (err) {
+    state.deleted.delete(id);
+    throw err;
+  }
+  // Gone for good: no need to wait for the broadcast to say so.
+  listGone(id, true);
 }
 
 // --- tasks -----------------------------------------------------------------
 
 function openList(id) {
   if (state.currentId === id) return;
-  resetList();
   state.currentId = id;
-  if (!state.lists.has(id) && state.listsLoaded) {
-    ensureCurrentList().then(() => {
-      syncListSubscriptions();
-      renderLists();
-      renderListHeader();
-    });
-  }
+  watchList(id);
   subscribeTasks();
-  renderLists();
-  renderListHeader();
-  renderTasks();
+  cancelRename();
+  renderListsAndHeader();
 }
 
 // closeList leaves the current list, and its address.
 function closeList() {
-  resetList();
-  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-  renderLists();
-  renderListHeader();
-  renderTasks();
-}
-
-function resetList() {
-  state.taskSub?.close();
-  state.taskSub = null;
   state.currentId = null;
-  state.tasks = new Map();
-  state.log = [];
+  subscribeTasks();
+  cancelRename();
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  renderListsAndHeader();
 }
 
-function taskQueryParams() {
-  const params = {};
-  if (state.filters.search) params.search = state.filters.search;
-  if (state.filters.done) params.done = state.filters.done;
-  return params;
-}
-
-// subscribeTasks subscribes to the current list's tasks (with the current
-// filters) and fetches them now, then again each time the subscription
-// becomes live, because changes made before that were not broadcast to us.
+// subscribeTasks makes the collection of the open list's tasks, narrowed
+// by the filters exactly as GET /api/tasks/?list=&search=&done= would be.
 function subscribeTasks() {
-  state.taskSub?.close();
-  const listId = state.currentId;
-  state.taskSub = live.subscribe(
-    { model: 'todolist.Task', groupBy: 'list_id', value: listId, queryParams: taskQueryParams() },
-    {
-      onMessage: (action, instance) => {
-        state.seq++;
-        if (state.inflight > 0) state.log.push({ seq: state.seq, action, instance });
-        applyTask(action, instance);
-        renderTasks();
+  state.tasks?.close();
+  state.tasks = null;
+  if (state.currentId !== null) {
+    const query = {};
+    if (state.filters.search) query.search = state.filters.search;
+    if (state.filters.done) query.done = state.filters.done;
+    const tasks = client.collection(
+      { model: 'todolist.Task', groupBy: 'list_id', value: state.currentId, query },
+      {
+        onError: (err) => {
+          if (state.tasks === tasks) showMessage(`Live updates for this list are unavailable (${err.code}: ${err.message}).`);
+        },
       },
-      onLive: () => refetchTasks(),
-      onError: ({ code, message }) => {
-        showMessage(`Live updates for this list are unavailable (${code}${message ? `: ${message}` : ''}).`);
-      },
-    },
-  );
-  refetchTasks();
-}
-
-async function refetchTasks() {
-  const listId = state.currentId;
-  if (listId === null) return;
-  const gen = ++state.fetchGen;
-  const startSeq = state.seq;
-  const query = new URLSearchParams({ list: String(listId), ...taskQueryParams() });
-  state.inflight++;
-  let tasks;
-  try {
-    tasks = asArray(await api('GET', `/api/tasks/?${query}`));
-  } catch (err) {
-    if (state.currentId === listId) showMessage(`Could not load the tasks: ${describeError(err)}`);
-    return;
-  } finally {
-    state.inflight--;
+    );
+    tasks.onChange(({ cause }) => {
+      count(cause);
+      if (state.tasks === tasks) renderTasks();
+    });
+    state.tasks = tasks;
   }
-  // A newer snapshot already applied, or the user moved on.
-  if (state.currentId !== listId || gen < state.appliedGen) return;
-  state.appliedGen = gen;
-  state.tasks = new Map(tasks.map((t) => [t.id, t]));
-  for (const m of state.log) if (m.seq > startSeq) applyTask(m.action, m.instance);
-  if (state.inflight === 0) state.log = [];
   renderTasks();
+  renderStatus();
 }
 
-function matchesFilters(task) {
-  const { search, done } = state.filters;
-  if (done && String(task.done) !== done) return false;
-  if (search && !String(task.text).toLowerCase().includes(search.toLowerCase())) return false;
-  return true;
-}
-
-function applyTask(action, instance) {
-  if (action === 'DELETED' || instance.list !== state.currentId || !matchesFilters(instance)) {
-    state.tasks.delete(instance.id);
-  } else {
-    state.tasks.set(instance.id, { ...state.tasks.get(instance.id), ...instance });
-  }
-}
-
+// The writes go through REST; the tasks' collection shows their result
+// when it is broadcast (at once while connected; after it catches up, when
+// not), so the page always shows what the server holds.
 async function addTask(text) {
-  const task = await api('POST', '/api/tasks/', { text, list: state.currentId });
-  applyTask('CREATED', task);
-  renderTasks();
+  await api('POST', '/api/tasks/', { text, list: state.currentId });
+  notLiveNotice();
 }
 
-async function setDone(id, done) {
-  const task = await api('PATCH', `/api/tasks/${id}/`, { done });
-  applyTask('UPDATED', task);
-  renderTasks();
+async function updateTask(id, fields) {
+  await api('PATCH', `/api/tasks/${id}/`, fields);
+  notLiveNotice();
 }
 
 async function deleteTask(id) {
   await api('DELETE', `/api/tasks/${id}/`);
-  applyTask('DELETED', { id });
-  renderTasks();
+  notLiveNotice();
 }
+
+function notLiveNotice() {
+  if (client.state !== 'open') showMessage('Saved. The page shows it once it is connected again.', { error: false });
+}
+
+// --- identity --------------------------------------------------------------
+
+// identityChanged starts again as whoever the session now names: every
+// collection anew, from a snapshot. A collection is not resumed across
+// users: an offset says where the server's changes stood, not whose they
+// were, and a resume sends only what changed since, so it would keep
+// showing what the previous user could see.
+function identityChanged({ reconnect = true } = {}) {
+  state.identity++;
+  renderAccount();
+  // Dropped first, so that the old collections' unsubscribes are not sent
+  // on a socket that is going anyway.
+  if (reconnect) client.reconnect();
+  for (const entry of state.lists.values()) entry.collection.close();
+  state.lists.clear();
+  state.indexLoaded = false;
+  if (state.currentId !== null) watchList(state.currentId);
+  subscribeTasks();
+  refreshIndex();
+  renderListsAndHeader();
+}
+
+async function authenticate(kind, username, password) {
+  let userId = null;
+  if (kind === 'register') {
+    const user = await api('POST', '/api/auth/register', { username, password });
+    userId = user.id;
+  }
+  // Log in after registering too: login is what sets the session cookie the
+  // WebSocket authenticates with.
+  const res = await api('POST', '/api/auth/login', { username, password });
+  saveSession({ token: res.token, username: res.username || username, userId: res.id ?? userId });
+  identityChanged();
+}
+
+// Set while this page logs out: the 4001 that the logout causes is then no
+// news, and the session must not be read back before it is forgotten.
+let loggingOut = false;
+
+async function logout() {
+  loggingOut = true;
+  let failure = null;
+  try {
+    // With a JSON body, as the server wants of every write (a cross-site
+    // form cannot send one); without it, it answers 415 and revokes nothing.
+    await api('POST', '/api/auth/logout', {});
+  } catch (err) {
+    failure = err;
+  } finally {
+    loggingOut = false;
+  }
+  // The local session goes either way; but a session the server did not
+  // end still authenticates this browser's cookie, and the page says so.
+  forgetSession();
+  identityChanged();
+  if (failure) showMessage(`The server may not have ended your session: ${describeError(failure)}`);
+}
+
+// --- connection state ------------------------------------------------------
+
+let syncTimer = null;
+let lastInfo = {};
+
+function collections() {
+  const all = [...state.lists.values()].map((e) => e.collection);
+  if (state.tasks) all.push(state.tasks);
+  return all;
+}
+
+// renderStatus shows the connection: "live" once every collection has
+// caught up on the open socket.
+function renderStatus(info = lastInfo) {
+  const el = byTestId('connection-status');
+  let key = client.state;
+  let text;
+  let title = '';
+  switch (client.state) {
+    case 'open': {
+      const syncing = collections().some((c) => c.status === 'loading' || c.status === 'syncing');
+      key = syncing ? 'syncing' : 'live';
+      text = syncing ? 'Catching up…' : 'Live';
+      break;
+    }
+    case 'connecting':
+      // An attempt after a loss is still part of reconnecting.
+      key = state.everOpen ? 'reconnecting' : 'connecting';
+      text = state.everOpen ? 'Disconnected — reconnecting…' : 'Connecting…';
+      break;
+    case 'reconnecting':
+      text = 'Disconnected — reconnecting…';
+      title = `Connection closed${info.code ? ` (code ${info.code})` : ''}; next try in ${Math.ceil((info.retryIn ?? 0) / 1000)} s`;
+      break;
+    case 'failed':
+      text = info.code === 4003 ? 'Disconnected — log in to receive live updates' : 'Disconnected — the server refused the connection';
+      title = info.error?.message ?? '';
+      break;
+    default:
+      text = 'Offline';
+  }
+  el.dataset.state = key;
+  el.querySelector('.status-text').textContent = text;
+  el.title = title;
+  // A collection says when it changes, but not when a resume that changed
+  // nothing makes it live again: look again shortly while catching up.
+  clearTimeout(syncTimer);
+  if (key === 'syncing') syncTimer = setTimeout(() => renderStatus(), 150);
+}
+
+client.onStateChange((connection, info) => {
+  lastInfo = info;
+  if (connection === 'open') {
+    stats.opens++;
+    // Lists others made visible meanwhile are in no collection: only the
+    // index finds them. (Everything shown resumes by itself.)
+    if (state.everOpen) refreshIndex();
+    state.everOpen = true;
+  }
+  if (connection === 'reconnecting' && info.code === 4001 && !loggingOut) {
+    // The server ended this user's sessions (a logout, here or in another
+    // tab or browser). The client reconnects as whatever the cookie now
+    // says; the page follows the session this browser now holds.
+    readSession();
+    identityChanged({ reconnect: false });
+  }
+  renderStatus(info);
+});
 
 // --- rendering -------------------------------------------------------------
 
@@ -393,9 +508,16 @@ function renderAccount() {
   byTestId('new-list-form').hidden = !signedIn;
 }
 
+function renderListsAndHeader() {
+  renderLists();
+  renderListHeader();
+  renderMoveTargets();
+  renderStatus();
+}
+
 function renderLists() {
   const ul = byTestId('lists');
-  const lists = [...state.lists.values()].sort((a, b) => a.id - b.id);
+  const lists = visibleLists();
   ul.replaceChildren(
     ...lists.map((list) => {
       const li = document.createElement('li');
@@ -415,11 +537,11 @@ function renderLists() {
       return li;
     }),
   );
-  byTestId('lists-empty').hidden = !state.listsLoaded || lists.length > 0;
+  byTestId('lists-empty').hidden = !state.indexLoaded || lists.length > 0;
 }
 
 function renderListHeader() {
-  const list = state.lists.get(state.currentId);
+  const list = state.currentId === null ? undefined : listOf(state.currentId);
   const open = state.currentId !== null;
   byTestId('list-title').textContent = open ? (list ? list.name : 'Loading…') : 'Pick a list';
   byTestId('list-body').hidden = !open;
@@ -430,17 +552,19 @@ function renderListHeader() {
     badge.textContent = list.public ? 'public' : 'private';
     badge.className = `badge ${list.public ? 'public' : 'private'}`;
   }
-  const owner = list && session.userId !== null && list.owner === session.userId;
-  byTestId('delete-list').hidden = !owner;
+  const owner = Boolean(list) && session.userId !== null && list.owner === session.userId;
+  byTestId('list-actions').hidden = !owner;
+  if (owner) byTestId('toggle-public').textContent = list.public ? 'Make private' : 'Make public';
+  if (!owner) cancelRename();
   document.title = list ? `${list.name} · To-do lists` : 'To-do lists · restlive';
 }
 
 function renderTasks() {
   const ul = byTestId('tasks');
-  const tasks = [...state.tasks.values()].sort((a, b) => a.id - b.id);
+  const tasks = state.tasks ? [...state.tasks.items].sort((a, b) => a.id - b.id) : [];
   const existing = new Map([...ul.children].map((li) => [Number(li.dataset.taskId), li]));
-  // Reuse the item of each task so focus and pending clicks survive a
-  // re-render triggered by somebody else's change.
+  // Reuse the item of each task so focus, an edit in progress and pending
+  // clicks survive a re-render triggered by somebody else's change.
   let prev = null;
   for (const task of tasks) {
     let li = existing.get(task.id);
@@ -452,7 +576,10 @@ function renderTasks() {
     prev = li;
   }
   for (const li of existing.values()) li.remove();
-  byTestId('tasks-empty').hidden = tasks.length > 0 || state.currentId === null;
+  // Empty is news only once the collection has loaded.
+  const loaded = state.tasks !== null && state.tasks.status !== 'loading';
+  byTestId('tasks-empty').hidden = !loaded || tasks.length > 0;
+  renderMoveTargets();
 }
 
 function createTaskItem(id) {
@@ -467,12 +594,20 @@ function createTaskItem(id) {
   const text = document.createElement('span');
   text.dataset.testid = 'task-text';
   label.append(box, text);
+  const edit = document.createElement('button');
+  edit.type = 'button';
+  edit.className = 'icon';
+  edit.dataset.testid = 'task-edit';
+  edit.textContent = '✎';
+  const move = document.createElement('select');
+  move.className = 'move';
+  move.dataset.testid = 'task-move';
   const del = document.createElement('button');
   del.type = 'button';
-  del.className = 'icon';
+  del.className = 'icon danger';
   del.dataset.testid = 'task-delete';
   del.textContent = '×';
-  li.append(label, del);
+  li.append(label, edit, move, del);
   return li;
 }
 
@@ -482,7 +617,82 @@ function updateTaskItem(li, task) {
   const box = byTestId('task-done', li);
   if (box.checked !== Boolean(task.done)) box.checked = Boolean(task.done);
   byTestId('task-text', li).textContent = task.text;
+  byTestId('task-edit', li).setAttribute('aria-label', `Edit “${task.text}”`);
+  byTestId('task-move', li).setAttribute('aria-label', `Move “${task.text}” to another list`);
   byTestId('task-delete', li).setAttribute('aria-label', `Delete “${task.text}”`);
+}
+
+// renderMoveTargets offers, in each task's menu, the other lists shown.
+// Rebuilt only when they change, so that an open menu is left alone.
+function renderMoveTargets() {
+  const targets = visibleLists().filter((l) => l.id !== state.currentId);
+  const key = JSON.stringify(targets.map((l) => [l.id, l.name]));
+  for (const select of byTestId('tasks').querySelectorAll('[data-testid="task-move"]')) {
+    if (select.dataset.key === key) continue;
+    select.dataset.key = key;
+    const none = new Option(targets.length ? 'Move to…' : 'No other list', '');
+    select.replaceChildren(none, ...targets.map((l) => new Option(l.name, String(l.id))));
+    select.disabled = targets.length === 0;
+  }
+}
+
+// --- editing a task's text -------------------------------------------------
+
+function startEdit(li) {
+  if (li.querySelector('form')) return;
+  const id = Number(li.dataset.taskId);
+  const task = state.tasks?.get(id);
+  if (!task) return;
+  const form = document.createElement('form');
+  form.className = 'task-edit grow';
+  form.dataset.testid = 'task-edit-form';
+  const input = document.createElement('input');
+  input.name = 'text';
+  input.required = true;
+  input.maxLength = 1000;
+  input.value = task.text;
+  input.dataset.testid = 'task-edit-text';
+  input.setAttribute('aria-label', 'Task text');
+  form.append(input);
+  li.classList.add('editing');
+  li.prepend(form);
+  input.focus();
+  input.select();
+  const finish = () => {
+    form.remove();
+    li.classList.remove('editing');
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || text === state.tasks?.get(id)?.text) return finish();
+    input.disabled = true;
+    updateTask(id, { text })
+      .then(finish)
+      .catch((err) => {
+        input.disabled = false;
+        showMessage(describeError(err));
+      });
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') finish();
+  });
+}
+
+// --- renaming the open list ------------------------------------------------
+
+function startRename() {
+  const list = listOf(state.currentId);
+  if (!list) return;
+  const form = byTestId('rename-list-form');
+  form.hidden = false;
+  form.elements.name.value = list.name;
+  form.elements.name.focus();
+  form.elements.name.select();
+}
+
+function cancelRename() {
+  byTestId('rename-list-form').hidden = true;
 }
 
 // --- wiring ----------------------------------------------------------------
@@ -503,45 +713,13 @@ async function busy(form, fn) {
   const controls = [...form.elements];
   controls.forEach((c) => (c.disabled = true));
   try {
-    await fn();
     hideMessage();
+    await fn();
   } catch (err) {
     showMessage(describeError(err));
   } finally {
     controls.forEach((c) => (c.disabled = false));
   }
-}
-
-async function authenticate(kind, username, password) {
-  let userId = null;
-  if (kind === 'register') {
-    const user = await api('POST', '/api/auth/register', { username, password });
-    userId = user.id;
-  }
-  // Log in after registering too: login is what sets the session cookie the
-  // WebSocket authenticates with.
-  const res = await api('POST', '/api/auth/login', { username, password });
-  saveSession({ token: res.token, username: res.username || username, userId: res.id ?? userId });
-  afterIdentityChange();
-}
-
-async function logout() {
-  try {
-    await api('POST', '/api/auth/logout');
-  } catch {
-    // Nothing to undo: the local session goes either way.
-  }
-  forgetSession();
-  afterIdentityChange();
-}
-
-// afterIdentityChange reconnects the socket (it authenticated as whoever
-// held the cookie when it opened) and reloads what this user can see.
-function afterIdentityChange() {
-  renderAccount();
-  live.reconnect();
-  refreshLists();
-  if (state.currentId !== null) refetchTasks();
 }
 
 byTestId('auth-form').addEventListener('submit', (event) => {
@@ -574,8 +752,32 @@ byTestId('new-list-form').addEventListener('submit', (event) => {
   });
 });
 
+byTestId('rename-list').addEventListener('click', startRename);
+byTestId('rename-list-cancel').addEventListener('click', cancelRename);
+byTestId('rename-list-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const name = form.elements.name.value.trim();
+  const id = state.currentId;
+  if (!name || id === null) return;
+  busy(form, async () => {
+    await updateList(id, { name });
+    cancelRename();
+  });
+});
+
+byTestId('toggle-public').addEventListener('click', (event) => {
+  const list = listOf(state.currentId);
+  if (!list) return;
+  const button = event.currentTarget;
+  button.disabled = true;
+  updateList(list.id, { public: !list.public })
+    .catch((err) => showMessage(describeError(err)))
+    .finally(() => (button.disabled = false));
+});
+
 byTestId('delete-list').addEventListener('click', () => {
-  const list = state.lists.get(state.currentId);
+  const list = listOf(state.currentId);
   if (!list || !confirm(`Delete the list “${list.name}” and all its tasks?`)) return;
   deleteList(list.id).catch((err) => showMessage(describeError(err)));
 });
@@ -591,26 +793,48 @@ byTestId('new-task-form').addEventListener('submit', (event) => {
   }).then(() => form.elements.text.focus());
 });
 
-byTestId('tasks').addEventListener('change', (event) => {
-  const box = event.target;
-  if (box.dataset.testid !== 'task-done') return;
-  const id = Number(box.closest('li').dataset.taskId);
-  setDone(id, box.checked).catch((err) => {
-    showMessage(describeError(err));
-    const task = state.tasks.get(id);
-    if (task) box.checked = Boolean(task.done);
-  });
+const tasksList = byTestId('tasks');
+
+tasksList.addEventListener('change', (event) => {
+  const target = event.target;
+  const li = target.closest('li');
+  if (!li) return;
+  const id = Number(li.dataset.taskId);
+  // Until the broadcast comes, a control shows what the server last said.
+  const restore = () => {
+    const task = state.tasks?.get(id);
+    if (task) updateTaskItem(li, task);
+  };
+  if (target.dataset.testid === 'task-done') {
+    updateTask(id, { done: target.checked }).catch((err) => {
+      showMessage(describeError(err));
+      restore();
+    });
+  } else if (target.dataset.testid === 'task-move' && target.value) {
+    const list = Number(target.value);
+    target.disabled = true;
+    updateTask(id, { list })
+      .catch((err) => showMessage(describeError(err)))
+      .finally(() => {
+        target.value = '';
+        target.disabled = false;
+      });
+  }
 });
 
-byTestId('tasks').addEventListener('click', (event) => {
-  const button = event.target.closest('[data-testid="task-delete"]');
-  if (!button) return;
-  const id = Number(button.closest('li').dataset.taskId);
-  button.disabled = true;
-  deleteTask(id).catch((err) => {
-    button.disabled = false;
-    showMessage(describeError(err));
-  });
+tasksList.addEventListener('click', (event) => {
+  const button = event.target.closest('button');
+  const li = button?.closest('li');
+  if (!li) return;
+  if (button.dataset.testid === 'task-edit') {
+    startEdit(li);
+  } else if (button.dataset.testid === 'task-delete') {
+    button.disabled = true;
+    deleteTask(Number(li.dataset.taskId)).catch((err) => {
+      button.disabled = false;
+      showMessage(describeError(err));
+    });
+  }
 });
 
 let searchTimer = null;
@@ -618,12 +842,11 @@ function onFilterChange() {
   clearTimeout(searchTimer);
   // Debounced so typing does not resubscribe on every key.
   searchTimer = setTimeout(() => {
-    state.filters.search = byTestId('task-search').value.trim();
-    state.filters.done = byTestId('task-filter').value;
-    if (state.currentId === null) return;
-    state.tasks = new Map();
+    const search = byTestId('task-search').value.trim();
+    const done = byTestId('task-filter').value;
+    if (search === state.filters.search && done === state.filters.done) return;
+    state.filters = { search, done };
     subscribeTasks();
-    renderTasks();
   }, 250);
 }
 byTestId('task-search').addEventListener('input', onFilterChange);
@@ -631,15 +854,23 @@ byTestId('task-filter').addEventListener('change', onFilterChange);
 
 document.querySelector('[data-action="dismiss"]').addEventListener('click', hideMessage);
 window.addEventListener('hashchange', route);
-// Lists other people create are not broadcast to us (there is no group for
-// "every list"), so coming back to the tab picks them up.
+// Lists other people create are in no collection, so coming back to the
+// tab looks at the index again.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') refreshLists();
+  if (document.visibilityState === 'visible') refreshIndex();
+});
+// Another tab logged in or out: this one follows, as its cookie already has.
+window.addEventListener('storage', (event) => {
+  if (event.key !== null && event.key !== 'todolist.token') return;
+  readSession();
+  identityChanged();
 });
 
+readSession();
 renderAccount();
 route();
-refreshLists();
+refreshIndex();
+renderStatus();
 
 // For poking at the page from the browser console.
-window.todolistApp = { live, state, session };
+window.todolistApp = { client, state, session, stats };
