@@ -88,7 +88,7 @@ go test -race -timeout 20m "$@"
 
 # A short, bounded run of each fuzz target: the protocol codec, the layer
 # codec, value parsing by column type, and frames through a router with a
-# GORM view on SQLite. A crasher is written under the package's
+# GORM view on SQLite, and sqlview's conditions. A crasher is written under the package's
 # testdata/fuzz and fails the run.
 if [ -n "$whole" ]; then
 	while read -r pkg target; do
@@ -99,6 +99,7 @@ if [ -n "$whole" ]; then
 		./layer/internal/fanout FuzzDecode
 		./internal/model FuzzParse
 		./gormlive FuzzSubscribe
+		./sqlview FuzzCondition
 	EOF
 fi
 

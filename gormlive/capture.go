@@ -26,10 +26,10 @@ func (v *View[M]) CaptureTable() (capture.Table, error) {
 	if err != nil {
 		return capture.Table{}, err
 	}
-	t := capture.Table{Model: v.Label, Table: m.Schema.Table, PK: m.PK.DBName}
+	t := capture.Table{Model: v.Label, Table: m.Schema.Table, PK: m.PK.Column}
 	t.Fields = append(t.Fields, v.GroupFields...)
-	if m.Lookup != m.PK && !contains(t.Fields, m.Lookup.DBName) {
-		t.Fields = append(t.Fields, m.Lookup.DBName)
+	if m.Lookup != m.PK && !contains(t.Fields, m.Lookup.Column) {
+		t.Fields = append(t.Fields, m.Lookup.Column)
 	}
 	for _, name := range t.Fields {
 		if f := m.Schema.FieldsByDBName[name]; f != nil && f.DataType == schema.Bool {

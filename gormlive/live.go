@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm/schema"
 
 	"github.com/restlive/restlive/internal/model"
+	"github.com/restlive/restlive/internal/model/gormmodel"
 	"github.com/restlive/restlive/live"
 )
 
@@ -71,12 +72,15 @@ func (v *View[M]) Check() error {
 // for each subscription and request: GORM parses the schema once and
 // caches it, so this costs a few map look-ups, and it spares View a hidden
 // field that would forbid copying it.
-func (v *View[M]) model() (*model.Model, error) {
-	opts := model.Options{Label: v.Label, LookupField: v.LookupField, GroupFields: v.GroupFields, Writable: v.Writable}
+func (v *View[M]) model() (*gormmodel.Model, error) {
+	opts := gormmodel.Options{
+		Options:  model.Options{Label: v.Label, LookupField: v.LookupField, GroupFields: v.GroupFields},
+		Writable: v.Writable,
+	}
 	for _, d := range v.Dependencies {
 		opts.DepFields = append(opts.DepFields, d.Field)
 	}
-	m, err := model.Of[M](v.DB, opts)
+	m, err := gormmodel.Of[M](v.DB, opts)
 	if err != nil {
 		return nil, fmt.Errorf("gormlive: %w", err)
 	}
@@ -116,7 +120,7 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 			return nil, err
 		}
 	}
-	var field *schema.Field
+	var field *model.Field
 	var value any
 	switch {
 	case req.GroupBy == "" && !v.ListAll:
@@ -133,7 +137,7 @@ func (v *View[M]) Subscribe(ctx context.Context, req *live.Request) (live.Scope,
 			return nil, live.Errorf(400, "%s: %v", v.Label, err)
 		}
 		if value, err = model.ParseValue(field, req.Value); err != nil {
-			return nil, live.Errorf(400, "%s: %q is not a valid %s", field.DBName, req.Value, field.DataType)
+			return nil, live.Errorf(400, "%s: %q is not a valid %s", field.Column, req.Value, field.Type)
 		}
 	}
 	if v.Query != nil {
@@ -187,13 +191,13 @@ func (s *sharedScope[M]) Render(ctx context.Context, rows any) ([]live.Instance,
 // concurrently; they only read it.
 type scope[M any] struct {
 	view    *View[M]
-	meta    *model.Model
+	meta    *gormmodel.Model
 	req     *live.Request
 	key     string
-	field   *schema.Field // the column the scope is narrowed by, if any
-	value   any           // its value, of the column's Go type
-	pkOnly  bool          // field is the primary key
-	canonPK string        // value in canonical form, when pkOnly
+	field   *model.Field // the column the scope is narrowed by, if any
+	value   any          // its value, of the column's Go type
+	pkOnly  bool         // field is the primary key
+	canonPK string       // value in canonical form, when pkOnly
 }
 
 func (s *scope[M]) Key() string { return s.key }
@@ -314,7 +318,7 @@ func (s *scope[M]) find(ctx context.Context, cond clause.Expression) ([]M, error
 	// Qualified with the model's table: Query may join tables with columns
 	// of the same names. No Select: Query may have selected computed fields.
 	if s.field != nil {
-		db = db.Where(clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: s.field.DBName}, Value: s.value})
+		db = db.Where(clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: s.field.Column}, Value: s.value})
 	}
 	if cond != nil {
 		db = db.Where(cond)
@@ -329,13 +333,13 @@ func (s *scope[M]) find(ctx context.Context, cond clause.Expression) ([]M, error
 // pkCondition returns "pk IN pks" for the pks of the primary key's type;
 // false when there are none.
 func (s *scope[M]) pkCondition(pks []string) (clause.Expression, bool) {
-	pk := s.meta.PK
-	column := clause.Column{Table: clause.CurrentTable, Name: pk.DBName}
+	pk, gpk := s.meta.PK, s.meta.PKField
+	column := clause.Column{Table: clause.CurrentTable, Name: pk.Column}
 	if s.meta.Postgres {
 		// One array parameter whatever the number of pks: the statement's
 		// text stays the same, so its prepared form is cached and reused.
 		switch {
-		case pk.GORMDataType == schema.Int || pk.GORMDataType == schema.Uint:
+		case gpk.GORMDataType == schema.Int || gpk.GORMDataType == schema.Uint:
 			vals := make([]int64, 0, len(pks))
 			for _, p := range pks {
 				if x, err := model.ParseValue(pk, p); err == nil {
@@ -350,7 +354,7 @@ func (s *scope[M]) pkCondition(pks []string) (clause.Expression, bool) {
 				}
 			}
 			return anyOf{column, vals}, len(vals) > 0
-		case pk.GORMDataType == schema.String && pk.DataType == schema.String:
+		case gpk.GORMDataType == schema.String && gpk.DataType == schema.String:
 			return anyOf{column, pks}, len(pks) > 0
 		}
 	}

@@ -85,7 +85,7 @@ func (h *handler[M]) find(ctx context.Context, req *live.Request, lookup string)
 	if err != nil {
 		return nil, err
 	}
-	qs = qs.Where(clause.Eq{Column: column(h.model.Lookup.DBName), Value: v})
+	qs = qs.Where(clause.Eq{Column: column(h.model.Lookup.Column), Value: v})
 	if !req.Action.Read() {
 		// SQLite ignores it: its transaction holds the database's write
 		// lock from its start (_txlock=immediate) or fails and is retried.
@@ -156,8 +156,8 @@ func (h *handler[M]) reread(ctx context.Context, req *live.Request, m *M) (*M, e
 // when its key is a zero value, which GORM's condition from m would leave
 // out.
 func (h *handler[M]) wherePK(ctx context.Context, db *gorm.DB, m *M) *gorm.DB {
-	v, _ := h.model.PK.ValueOf(ctx, reflect.ValueOf(m).Elem())
-	return db.Where(clause.Eq{Column: column(h.model.PK.DBName), Value: v})
+	v, _ := h.model.PKField.ValueOf(ctx, reflect.ValueOf(m).Elem())
+	return db.Where(clause.Eq{Column: column(h.model.PK.Column), Value: v})
 }
 
 // column refers to a column of the queried table, qualified so that a
@@ -249,7 +249,7 @@ func (h *handler[M]) list(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		if _, ordered := qs.Statement.Clauses["ORDER BY"]; !ordered {
 			// A stable order, so that pages do not overlap.
-			qs = qs.Order(clause.OrderByColumn{Column: column(h.model.PK.DBName)})
+			qs = qs.Order(clause.OrderByColumn{Column: column(h.model.PK.Column)})
 		}
 		err = h.paginate(r.Context(), req, qs, p)
 	}
@@ -290,7 +290,7 @@ func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
 			if err := h.decode(ctx, req, body, m); err != nil {
 				return err
 			}
-			h.model.PK.ReflectValueOf(ctx, reflect.ValueOf(m).Elem()).SetZero() // the database's to choose
+			h.model.PKField.ReflectValueOf(ctx, reflect.ValueOf(m).Elem()).SetZero() // the database's to choose
 			if err := tx.Omit(clause.Associations).Create(m).Error; err != nil {
 				return err
 			}
@@ -321,11 +321,11 @@ func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup strin
 			}
 			stored := reflect.ValueOf(m).Elem()
 			before := snapshot(ctx, h.model.Schema.Fields, stored)
-			pk := deepCopy(h.model.PK.ReflectValueOf(ctx, stored))
+			pk := deepCopy(h.model.PKField.ReflectValueOf(ctx, stored))
 			if err := h.decode(ctx, req, body, m); err != nil {
 				return err
 			}
-			h.model.PK.ReflectValueOf(ctx, stored).Set(pk)
+			h.model.PKField.ReflectValueOf(ctx, stored).Set(pk)
 			// Writing only what changed keeps concurrent partial updates
 			// of different fields from undoing each other, never
 			// overwrites columns the queryset did not load, and spares

@@ -19,6 +19,7 @@ import (
 
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/internal/model"
+	"github.com/restlive/restlive/internal/model/gormmodel"
 	"github.com/restlive/restlive/live"
 )
 
@@ -116,7 +117,10 @@ func newHandler[M any](view *gormlive.View[M], cfg Config) (*handler[M], error) 
 		return nil, fmt.Errorf("rest: view %q serves writes but names no Writable fields and has no Decode: "+
 			"list the fields clients may write, or set ReadOnly", view.Label)
 	}
-	m, err := model.Of[M](view.DB, model.Options{Label: view.Label, LookupField: view.LookupField, Writable: view.Writable})
+	m, err := gormmodel.Of[M](view.DB, gormmodel.Options{
+		Options:  model.Options{Label: view.Label, LookupField: view.LookupField},
+		Writable: view.Writable,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("rest: %w", err)
 	}
@@ -148,7 +152,7 @@ func newHandler[M any](view *gormlive.View[M], cfg Config) (*handler[M], error) 
 type handler[M any] struct {
 	view                  *gormlive.View[M]
 	cfg                   Config
-	model                 *model.Model
+	model                 *gormmodel.Model
 	args, params          map[string]bool
 	pageSize, maxPageSize int
 }

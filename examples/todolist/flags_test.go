@@ -35,7 +35,9 @@ func TestBrokerFlags(t *testing.T) {
 		{"both", []string{"-redis", "redis://127.0.0.1:6379/0", "-nats", "nats://127.0.0.1:4222"}, 2,
 			[]string{"-redis and -nats cannot be used together"}},
 		{"help", []string{"-h"}, 0,
-			[]string{"-redis URL", "Redis server at URL", "-nats URL", "NATS server at URL", "not both"}},
+			[]string{"-redis URL", "Redis server at URL", "-nats URL", "NATS server at URL", "not both", "-views string", `"sql", by sqlview views`}},
+		{"views", []string{"-views", "orm"}, 2,
+			[]string{`-views "orm": want gorm or sql`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -3,6 +3,7 @@
 // view definitions, with a web page that stays current without reloading.
 //
 //	go run ./examples/todolist            # http://127.0.0.1:8000
+//	go run ./examples/todolist -views sql # the same app, its models served in plain SQL
 //	go run ./examples/todolist -h         # the flags
 //
 // It needs nothing installed: the default database is a SQLite file,
@@ -37,6 +38,7 @@ func main() {
 	addr := fs.String("addr", "127.0.0.1:8000", "`address` to listen on (host:port; use :8000 for every interface)")
 	db := fs.String("db", "todolist.db", "database: a SQLite file `path` (created and migrated on first start),\nor a postgres://user:password@host:port/dbname URL")
 	redisURL := fs.String("redis", "", "run as one of several processes sharing the database, which reach each\nother through the Redis server at `URL` (redis://[user:password@]host:port/db,\nor rediss:// for TLS)")
+	views := fs.String("views", todoapp.ViewsGORM, "how the lists and tasks are served: \"gorm\", by gormlive views and package rest,\nor \"sql\", by sqlview views and REST handlers written in plain SQL; both\nanswer and broadcast the same bytes")
 	natsURL := fs.String("nats", "", "run as one of several processes sharing the database, which reach each\nother through the NATS server at `URL` (nats://[user:password@]host:port, or a\ncomma-separated list of a cluster's servers)")
 	fs.Usage = func() {
 		out := fs.Output()
@@ -56,6 +58,10 @@ func main() {
 		fs.Usage()
 		os.Exit(2)
 	}
+	if *views != todoapp.ViewsGORM && *views != todoapp.ViewsSQL {
+		fmt.Fprintf(fs.Output(), "todolist: -views %q: want gorm or sql\n", *views)
+		os.Exit(2)
+	}
 	if *redisURL != "" && *natsURL != "" {
 		fmt.Fprintln(fs.Output(), "todolist: -redis and -nats cannot be used together: choose one broker")
 		os.Exit(2)
@@ -64,7 +70,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, todoapp.Config{DB: *db, Logger: log}, *addr, broker{redis: *redisURL, nats: *natsURL})
+	err := run(ctx, todoapp.Config{DB: *db, Logger: log, Views: *views}, *addr, broker{redis: *redisURL, nats: *natsURL})
 	if err != nil {
 		log.Error("todolist: " + err.Error())
 		os.Exit(1)
@@ -135,7 +141,7 @@ func run(ctx context.Context, cfg todoapp.Config, addr string, b broker) (err er
 	if err != nil {
 		return err
 	}
-	attrs := []any{"url", "http://" + ln.Addr().String() + "/", "db", cfg.DB}
+	attrs := []any{"url", "http://" + ln.Addr().String() + "/", "db", cfg.DB, "views", cfg.Views}
 	switch {
 	case b.redis != "":
 		attrs = append(attrs, "broker", "redis")

@@ -1,8 +1,13 @@
-// Package model owns what restlive knows of a GORM model's fields: its
-// columns, its primary key, the lookup and group fields a view names, the
-// fields clients may write, and how a value a client sends becomes a value
-// of a field's type. Packages gormlive and rest both read it, so a view's
-// subscriptions and its REST endpoint cannot disagree about any of it.
+// Package model owns what restlive knows of a model's fields: its
+// columns, its primary key, the lookup and group fields a view names, and
+// how a value a client sends becomes a value of a field's type. Its
+// fields come from a GORM schema (package gormmodel) or from a Go struct
+// read by column name (Struct), so gormlive, rest and sqlview resolve and
+// parse alike, and a view's subscriptions and its REST endpoint cannot
+// disagree about any of it.
+//
+// It imports no ORM and no driver: a program that uses only one kind of
+// view links only what that kind needs.
 package model
 
 import (
@@ -15,35 +20,53 @@ import (
 	"math"
 	"reflect"
 	"strconv"
-	"strings"
-
-	"gorm.io/gorm"
-	"gorm.io/gorm/schema"
 
 	"github.com/restlive/restlive/live"
 )
 
-// A Model is a GORM model's schema with the fields a view names resolved.
-// It is read-only once built and safe for concurrent use.
+// A Field is a column of a model and the struct field that holds it.
+type Field struct {
+	// Column is the column's name.
+	Column string
+	// Type is the struct field's type.
+	Type reflect.Type
+	// Value returns the field within rv, the model's struct (addressable),
+	// or the zero reflect.Value when a nil embedded pointer lies on the
+	// way to it.
+	Value func(ctx context.Context, rv reflect.Value) reflect.Value
+}
+
+// indirect returns the type the field holds, pointers removed.
+func (f *Field) indirect() reflect.Type {
+	t := f.Type
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// Bool reports whether the field holds a boolean.
+func (f *Field) Bool() bool { return f.indirect().Kind() == reflect.Bool }
+
+// A Model is a model's fields with those a view names resolved. It is
+// read-only once built and safe for concurrent use.
 type Model struct {
-	Label  string
-	Schema *schema.Schema
+	Label string
+	// Name is the Go type's name, for messages.
+	Name   string
+	Fields []*Field
 	// PK is the single primary key field.
-	PK *schema.Field
+	PK *Field
 	// Lookup is the field a retrieve names: PK unless the view names a
 	// lookup field. LookupName is its name as the protocol and the REST
 	// request's Args know it: live.PK or the column.
-	Lookup     *schema.Field
+	Lookup     *Field
 	LookupName string
 	// LookupKey is the lookup field's key in an instance's identifying
 	// fields, as JSON; nil when the lookup field is the primary key.
 	LookupKey []byte
-	// Writable are the fields a client may write, by the JSON name it
-	// sends them under.
-	Writable map[string]*schema.Field
-	// Postgres tells that the database takes an array parameter for
-	// "pk = ANY(?)".
-	Postgres bool
+
+	byColumn map[string]*Field
 }
 
 // Options are the names a view gives.
@@ -52,26 +75,24 @@ type Options struct {
 	LookupField string   // a column; "" for the primary key
 	GroupFields []string // columns
 	DepFields   []string // columns holding the pks of rows of other models
-	Writable    []string // JSON names
 }
 
-// Of resolves opts against the GORM schema of M. The errors say what is
-// wrong with the view's definition, for start-up.
-func Of[M any](db *gorm.DB, opts Options) (*Model, error) {
+// New resolves opts against fields, the columns of the Go type name, whose
+// primary key is the column pk. The errors say what is wrong with the
+// view's definition, for start-up.
+func New(name string, fields []*Field, pk string, opts Options) (*Model, error) {
 	fail := func(format string, args ...any) (*Model, error) {
 		return nil, fmt.Errorf("view %q: "+format, append([]any{opts.Label}, args...)...)
 	}
-	if db == nil {
-		return fail("DB is nil")
+	m := &Model{Label: opts.Label, Name: name, Fields: fields, byColumn: make(map[string]*Field, len(fields))}
+	for _, f := range fields {
+		if m.byColumn[f.Column] == nil {
+			m.byColumn[f.Column] = f
+		}
 	}
-	stmt := &gorm.Statement{DB: db}
-	if err := stmt.Parse(new(M)); err != nil {
-		return fail("parse model: %w", err)
-	}
-	s := stmt.Schema
-	m := &Model{Label: opts.Label, Schema: s, PK: s.PrioritizedPrimaryField, Postgres: db.Dialector.Name() == "postgres"}
-	if len(s.PrimaryFields) != 1 || m.PK == nil {
-		return fail("%s must have exactly one primary key field, it has %d", s.Name, len(s.PrimaryFields))
+	var err error
+	if m.PK, err = m.column("primary key", pk); err != nil {
+		return fail("%w", err)
 	}
 	m.Lookup, m.LookupName = m.PK, live.PK
 	if opts.LookupField != "" {
@@ -95,66 +116,23 @@ func Of[M any](db *gorm.DB, opts Options) (*Model, error) {
 			return fail("%w", err)
 		}
 	}
-	if err := m.resolveWritable(opts.Writable); err != nil {
-		return fail("%w", err)
-	}
 	return m, nil
 }
 
-func (m *Model) column(role, name string) (*schema.Field, error) {
-	f := m.Schema.FieldsByDBName[name]
+func (m *Model) column(role, name string) (*Field, error) {
+	f := m.byColumn[name]
 	if f == nil {
-		return nil, fmt.Errorf("%s %q is not a column of %s", role, name, m.Schema.Name)
-	}
-	if !f.Readable {
-		return nil, fmt.Errorf("%s %q of %s is not readable", role, name, m.Schema.Name)
+		return nil, fmt.Errorf("%s %q is not a column of %s", role, name, m.Name)
 	}
 	return f, nil
 }
 
-// resolveWritable finds each name among the JSON names of the columns a
-// client may set: not the primary key, not read-only to GORM.
-func (m *Model) resolveWritable(names []string) error {
-	byJSON := make(map[string]*schema.Field)
-	for _, f := range m.Schema.Fields {
-		if f.DBName != "" {
-			if name := JSONName(f); name != "" {
-				byJSON[name] = f
-			}
-		}
-	}
-	m.Writable = make(map[string]*schema.Field, len(names))
-	for _, name := range names {
-		f := byJSON[name]
-		switch {
-		case f == nil:
-			return fmt.Errorf("writable field %q is not the JSON name of a column of %s", name, m.Schema.Name)
-		case f.PrimaryKey:
-			return fmt.Errorf("writable field %q is the primary key of %s, which only the database sets", name, m.Schema.Name)
-		case !f.Creatable && !f.Updatable:
-			return fmt.Errorf("writable field %q of %s is read-only to GORM", name, m.Schema.Name)
-		}
-		m.Writable[name] = f
-	}
-	return nil
-}
-
-// JSONName returns the key encoding/json writes f under, "" if none.
-func JSONName(f *schema.Field) string {
-	tag := f.Tag.Get("json")
-	if tag == "-" {
-		return ""
-	}
-	name, _, _ := strings.Cut(tag, ",")
-	if name == "" {
-		return f.Name
-	}
-	return name
-}
+// Column returns the field of the column name, or nil.
+func (m *Model) Column(name string) *Field { return m.byColumn[name] }
 
 // Field returns the field name names: live.PK, the lookup field, or a
 // column.
-func (m *Model) Field(name string) (*schema.Field, error) {
+func (m *Model) Field(name string) (*Field, error) {
 	if name == live.PK {
 		return m.PK, nil
 	}
@@ -187,8 +165,8 @@ func (m *Model) Parse(name, value string) (live.Value, error) {
 // Go type of f's column, so that drivers bind it as that type (PostgreSQL
 // compares an integer column to an integer parameter, not to text) and
 // equal values have one canonical form ("01" is 1).
-func ParseValue(f *schema.Field, s string) (any, error) {
-	t := f.IndirectFieldType
+func ParseValue(f *Field, s string) (any, error) {
+	t := f.indirect()
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return strconv.ParseInt(s, 10, t.Bits())
@@ -223,8 +201,11 @@ func ParseValue(f *schema.Field, s string) (any, error) {
 // FieldValue returns f's value in rv (a pointer to the struct) in
 // canonical form and as JSON: a number for numeric columns, a string for
 // text.
-func FieldValue(ctx context.Context, f *schema.Field, rv reflect.Value) (string, []byte, error) {
-	fv := f.ReflectValueOf(ctx, rv)
+func FieldValue(ctx context.Context, f *Field, rv reflect.Value) (string, []byte, error) {
+	fv := f.Value(ctx, reflect.Indirect(rv))
+	if !fv.IsValid() {
+		return "", []byte("null"), nil
+	}
 	for fv.Kind() == reflect.Pointer {
 		if fv.IsNil() {
 			return "", []byte("null"), nil
@@ -272,7 +253,7 @@ func (m *Model) Identify(ctx context.Context, rv reflect.Value) (string, []byte,
 	if m.LookupKey != nil {
 		_, lookupJSON, err := FieldValue(ctx, m.Lookup, rv)
 		if err != nil {
-			return "", nil, fmt.Errorf("%s: %w", m.Lookup.DBName, err)
+			return "", nil, fmt.Errorf("%s: %w", m.Lookup.Column, err)
 		}
 		id = append(id, ',')
 		id = append(id, m.LookupKey...)

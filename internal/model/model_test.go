@@ -6,13 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/glebarez/sqlite"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/internal/model"
 	"github.com/restlive/restlive/live"
@@ -48,13 +44,16 @@ type Row struct {
 	Ptr  *int   `json:"ptr"`
 }
 
+// lower names a column by its Go name in lower case: enough for Row.
+var lower = model.Naming{Tag: "db", Column: strings.ToLower, Separator: "."}
+
 func rowModel(t testing.TB) *model.Model {
 	t.Helper()
-	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "m.db")), &gorm.Config{Logger: logger.Discard})
+	fields, err := model.Struct(reflect.TypeFor[Row](), lower)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.Of[Row](db, model.Options{Label: "a.Row", Writable: []string{"s", "code", "I8"}})
+	m, err := model.New("Row", fields, "id", model.Options{Label: "a.Row"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,19 +90,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestWritableByJSONName(t *testing.T) {
-	m := rowModel(t)
-	if len(m.Writable) != 3 || m.Writable["s"] == nil || m.Writable["code"] == nil || m.Writable["I8"] == nil {
-		t.Fatalf("writable %v", m.Writable)
-	}
-	db, _ := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "m.db")), &gorm.Config{Logger: logger.Discard})
-	for _, names := range [][]string{{"id"}, {"S"}, {"nope"}} {
-		if _, err := model.Of[Row](db, model.Options{Label: "a.Row", Writable: names}); err == nil {
-			t.Errorf("writable %v accepted", names)
-		}
-	}
-}
-
 // FuzzParse checks, for every column type, that a value parses to a
 // canonical form that parses to itself (so that one value names one
 // group however a client spells it), with valid JSON, and never panics.
@@ -132,4 +118,62 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = fmt.Sprint(v)
 	})
+}
+
+// Nested is a row whose columns come from embedded and nested structs.
+type Nested struct {
+	Base
+	*Audit `db:"audit"`
+	Owner  struct{ Name string }
+	Skip   int `db:"-"`
+	hidden int
+	Code   string `db:"code,omitempty"`
+}
+
+type Base struct{ ID int64 }
+
+type Audit struct{ By string }
+
+func TestStruct(t *testing.T) {
+	fields, err := model.Struct(reflect.TypeFor[Nested](), lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Column)
+	}
+	if want := "owner code id audit.by owner.name"; strings.Join(got, " ") != want {
+		t.Errorf("columns %q, want %q", got, want)
+	}
+	m, err := model.New("Nested", fields, "id", model.Options{Label: "a.Nested", GroupFields: []string{"audit.by"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Nested{Base: Base{ID: 7}, hidden: 1} // hidden: unexported, no column
+	// A nil embedded pointer holds no value: null, not a panic.
+	if canon, j, err := model.FieldValue(t.Context(), m.Column("audit.by"), reflect.ValueOf(n)); err != nil || canon != "" || string(j) != "null" {
+		t.Errorf("audit.by of a nil *Audit = %q %s %v, want null", canon, j, err)
+	}
+	n.Audit = &Audit{By: "ann"}
+	if canon, j, err := model.FieldValue(t.Context(), m.Column("audit.by"), reflect.ValueOf(n)); err != nil || canon != "ann" || string(j) != `"ann"` {
+		t.Errorf("audit.by = %q %s %v, want ann", canon, j, err)
+	}
+	if pk, id, err := m.Identify(t.Context(), reflect.ValueOf(n)); err != nil || pk != "7" || string(id) != `{"id":7}` {
+		t.Errorf("Identify = %q %s %v", pk, id, err)
+	}
+	for _, c := range []struct {
+		pk   string
+		opts model.Options
+		want string
+	}{
+		{"nope", model.Options{Label: "a.N"}, `view "a.N": primary key "nope" is not a column of Nested`},
+		{"id", model.Options{Label: "a.N", GroupFields: []string{"skip"}}, `view "a.N": group field "skip" is not a column of Nested`},
+		{"id", model.Options{Label: "a.N", GroupFields: []string{"pk"}}, `view "a.N": group field "pk" means the instance itself and cannot be listed`},
+		{"id", model.Options{Label: "a.N", LookupField: "hidden"}, `view "a.N": lookup field "hidden" is not a column of Nested`},
+	} {
+		if _, err := model.New("Nested", fields, c.pk, c.opts); err == nil || err.Error() != c.want {
+			t.Errorf("New(%s, %+v) = %v, want %s", c.pk, c.opts, err, c.want)
+		}
+	}
 }

@@ -14,16 +14,18 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/capture/pgcapture"
-	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
+	"github.com/restlive/restlive/sqlview"
+	"github.com/restlive/restlive/sqlview/pgxview"
 )
 
 // The test app of django-rest-live: lists of to-dos.
@@ -54,41 +56,58 @@ func authenticate(r *http.Request) (live.Identity, error) {
 	return live.Identity{User: &user{Name: name}, ID: name}, nil
 }
 
-// app is one test's database, capture and layer.
+// app is one test's database, capture and layer, and the kind of view it
+// serves.
 type app struct {
 	t       *testing.T
+	kind    kind
 	dialect capture.Dialect
 	db      *gorm.DB
 	sqlDB   *sql.DB
+	querier sqlview.Querier // what sqlview.Views read through
 	layer   *live.MemoryLayer
-	queries atomic.Int64 // SELECTs run through GORM: the hub's and the views'
+	queries atomic.Int64 // SELECTs the views run: the hub's
 	// external runs SQL in another process: the sqlite3 or psql command.
 	external func(sql string)
 }
 
-// databases runs test once on SQLite and once on PostgreSQL.
+// databases runs test on SQLite and on PostgreSQL, with gormlive views
+// and with sqlview views (on PostgreSQL through database/sql and through
+// a pgx pool).
 func databases(t *testing.T, test func(t *testing.T, a *app)) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "test.db")
-		a := newApp(t, sqlite.Open("file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), capture.SQLite)
-		a.external = func(sql string) { command(t, "sqlite3", "-cmd", ".timeout 5000", path, sql) }
-		test(t, a)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		url := testenv.PostgresDB(t)
-		a := newApp(t, postgres.Open(url), pgcapture.Dialect)
-		a.external = func(sql string) { command(t, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql) }
-		test(t, a)
-	})
+	for _, k := range []kind{gormKind, sqlKind} {
+		t.Run("sqlite/"+k.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "test.db")
+			a := newApp(t, k, sqlite.Open("file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), capture.SQLite)
+			a.external = func(sql string) { command(t, "sqlite3", "-cmd", ".timeout 5000", path, sql) }
+			test(t, a)
+		})
+	}
+	for _, k := range []kind{gormKind, sqlKind, pgxKind} {
+		t.Run("postgres/"+k.String(), func(t *testing.T) {
+			url := testenv.PostgresDB(t)
+			a := newApp(t, k, postgres.Open(url), pgcapture.Dialect)
+			a.external = func(sql string) { command(t, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql) }
+			if k == pgxKind {
+				pool, err := pgxpool.New(context.Background(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pool.Close)
+				a.querier = counting{pgxview.Pool(pool), &a.queries}
+			}
+			test(t, a)
+		})
+	}
 }
 
-func newApp(t *testing.T, dialector gorm.Dialector, dialect capture.Dialect) *app {
+func newApp(t *testing.T, k kind, dialector gorm.Dialector, dialect capture.Dialect) *app {
 	t.Helper()
 	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{t: t, dialect: dialect, db: db, layer: live.NewMemoryLayer()}
+	a := &app{t: t, kind: k, dialect: dialect, db: db, layer: live.NewMemoryLayer()}
 	if err := db.Callback().Query().Before("gorm:query").Register("reftest:count", func(*gorm.DB) { a.queries.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +117,11 @@ func newApp(t *testing.T, dialector gorm.Dialector, dialect capture.Dialect) *ap
 	if a.sqlDB, err = db.DB(); err != nil {
 		t.Fatal(err)
 	}
+	d := sqlview.SQLite
+	if dialect == pgcapture.Dialect {
+		d = sqlview.Postgres
+	}
+	a.querier = counting{sqlview.SQL(a.sqlDB, d), &a.queries}
 	ctx, cancel := context.WithCancel(context.Background())
 	err = capture.Install(ctx, a.sqlDB, dialect,
 		capture.Table{Model: "test_app.List", Table: "lists", PK: "id", Fields: []string{"name"}},
@@ -132,19 +156,20 @@ func command(t *testing.T, name string, args ...string) {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// router returns a router of views over the app's layer.
-func (a *app) router(views ...live.View) *live.Router {
+// router returns a router of views, of the app's kind, over its layer.
+func (a *app) router(views ...liveView) *live.Router {
 	rt := live.NewRouter(live.Config{Layer: a.layer, Authenticate: authenticate, Logger: quiet()})
-	rt.Register(views...)
+	for _, v := range views {
+		rt.Register(v.build(a))
+	}
 	a.t.Cleanup(func() { rt.Close() })
 	return rt
 }
 
 // todoView is the basic to-do view: every to-do, grouped by list.
-func (a *app) todoView() *gormlive.View[Todo] {
-	return &gormlive.View[Todo]{
+func (a *app) todoView() *view[Todo] {
+	return &view[Todo]{
 		Label:       "test_app.Todo",
-		DB:          a.db,
 		GroupFields: []string{"list_id"},
 		Serialize: func(_ context.Context, _ *live.Request, t *Todo) (any, error) {
 			return map[string]any{"id": t.ID, "text": t.Text, "done": t.Done}, nil

@@ -7,7 +7,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
 )
@@ -126,7 +125,7 @@ func TestMoveBetweenLists(t *testing.T) {
 func TestDependency(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *queryset, _ *live.Request) (*queryset, error) {
 			return db.Select("todos.*").Joins("JOIN lists ON lists.id = todos.list_id").Where("NOT lists.archived"), nil
 		}
 		view.Dependencies = []live.Dependency{{Model: "test_app.List", Field: "list_id"}}
@@ -158,7 +157,7 @@ func TestGroupByBoolean(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
 		view.GroupFields = []string{"list_id", "done"}
-		if err := gormlive.InstallCapture(context.Background(), a.db, a.dialect, view); err != nil {
+		if err := a.installCapture(view); err != nil {
 			t.Fatal(err)
 		}
 		rt := a.router(view)

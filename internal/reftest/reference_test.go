@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
 )
@@ -198,7 +195,7 @@ func TestQueryParams(t *testing.T) {
 			}
 			return nil
 		}
-		view.Query = func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *queryset, req *live.Request) (*queryset, error) {
 			if s := req.Query.Get("search"); s != "" {
 				db = db.Where("LOWER(todos.text) LIKE ?", "%"+s+"%")
 			}
@@ -233,7 +230,7 @@ func TestQueryParams(t *testing.T) {
 func TestQuerysetFilter(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *queryset, _ *live.Request) (*queryset, error) {
 			return db.Where("todos.text = ?", "special"), nil
 		}
 		rt := a.router(view)
@@ -264,7 +261,7 @@ func TestQuerysetFilter(t *testing.T) {
 func TestAnnotatedField(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
 		view := a.todoView()
-		view.Query = func(_ context.Context, db *gorm.DB, _ *live.Request) (*gorm.DB, error) {
+		view.Query = func(_ context.Context, db *queryset, _ *live.Request) (*queryset, error) {
 			return db.Select("todos.*, UPPER(todos.text) AS loud"), nil
 		}
 		view.Serialize = func(_ context.Context, _ *live.Request, t *Todo) (any, error) {
@@ -284,7 +281,7 @@ func TestAnnotatedField(t *testing.T) {
 // A view whose lookup field is not the pk: lists looked up by name.
 func TestLookupByNonPK(t *testing.T) {
 	databases(t, func(t *testing.T, a *app) {
-		view := &gormlive.View[List]{Label: "test_app.List", DB: a.db, LookupField: "name"}
+		view := &view[List]{Label: "test_app.List", LookupField: "name"}
 		rt := a.router(view)
 		list := a.makeList("groceries")
 		c := connect(t, rt, "")

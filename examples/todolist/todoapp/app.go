@@ -126,19 +126,35 @@ type Config struct {
 	// names, which still selects the SQL dialect (a postgres:// URL or a
 	// SQLite path). The benchmark uses it to count queries at the driver.
 	Dialector gorm.Dialector
+	// Views says how the lists and tasks are served: "gorm", by gormlive
+	// views and package rest, or "sql", by sqlview views and REST
+	// handlers of the app's own written in SQL (sqlmode.go). Both serve
+	// the same answers and broadcasts, byte for byte. Defaults to "gorm".
+	Views string
 }
 
+// The modes of Config.Views.
+const (
+	ViewsGORM = "gorm"
+	ViewsSQL  = "sql"
+)
+
 // App is the running app: an http.Handler serving the page, the REST API
-// and the WebSocket endpoint from one restlive.Server, and the database.
-// Close stops it.
+// and the WebSocket endpoint, and the database. Close stops it.
 type App struct {
 	handler http.Handler
 	log     *slog.Logger
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	dialect capture.Dialect
-	server  *restlive.Server
 	layer   metrics.Layer // the broker's, if any
+	// api serves the REST API and the WebSocket endpoint, and stop shuts
+	// it down: a restlive.Server, or the SQL mode's parts, whose router
+	// and outbox reader these are.
+	api    http.Handler
+	stop   func(ctx context.Context) error
+	router *live.Router
+	reader *capture.Reader
 
 	requestTimeout time.Duration
 
@@ -160,6 +176,12 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.Views == "" {
+		cfg.Views = ViewsGORM
+	}
+	if cfg.Views != ViewsGORM && cfg.Views != ViewsSQL {
+		return nil, fmt.Errorf("todolist: views %q: want %q or %q", cfg.Views, ViewsGORM, ViewsSQL)
 	}
 	a := &App{log: cfg.Logger, requestTimeout: cfg.RequestTimeout}
 	defer func() {
@@ -187,8 +209,8 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
 
-	// One server for both models: their REST APIs, their subscriptions,
-	// and the capture of their tables.
+	// The router of both models' subscriptions, served with their REST
+	// APIs and the capture of their tables in the mode of cfg.Views.
 	liveCfg := live.Config{
 		Layer:          cfg.Layer,
 		Authenticate:   authn.identify,
@@ -201,22 +223,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.ConfigureLive != nil {
 		cfg.ConfigureLive(&liveCfg)
 	}
-	a.server, err = restlive.New(restlive.Config{
-		DB:      a.db,
-		Capture: a.dialect,
-		Live:    liveCfg,
-		REST:    rest.Config{Challenge: "Token"},
-	})
+	if cfg.Views == ViewsSQL {
+		err = a.startSQL(ctx, liveCfg)
+	} else {
+		err = a.startGORM(ctx, liveCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("todolist: %w", err)
 	}
-	lists, tasks := a.views()
-	restlive.Handle(a.server, "/api/lists/", lists)
-	restlive.Handle(a.server, "/api/tasks/", tasks)
-	if err := a.server.Start(ctx); err != nil {
-		return nil, fmt.Errorf("todolist: %w", err)
-	}
-	authn.router = a.server.Router()
+	authn.router = a.router
 	if err := a.watch(m, cfg); err != nil {
 		return nil, fmt.Errorf("todolist: metrics: %w", err)
 	}
@@ -229,9 +244,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	mux.Handle("/api/auth/register", postOnly(authn.limited(authn.register)))
 	mux.Handle("/api/auth/login", postOnly(authn.limited(authn.login)))
 	mux.Handle("/api/auth/logout", postOnly(authn.logout))
-	mux.Handle("/api/lists/", a.server)
-	mux.Handle("/api/tasks/", a.server)
-	mux.Handle("/ws/subscribe/", a.server)
+	mux.Handle("/api/lists/", a.api)
+	mux.Handle("/api/tasks/", a.api)
+	mux.Handle("/ws/subscribe/", a.api)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", a.healthz)
 	mux.HandleFunc("/readyz", a.readyz)
@@ -246,10 +261,10 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.Serv
 // Shutdown closes the WebSockets (with 1001) and waits for them to end,
 // and stops the outbox reader, within ctx's deadline.
 func (a *App) Shutdown(ctx context.Context) error {
-	if a.server == nil {
+	if a.stop == nil {
 		return nil
 	}
-	return a.server.Shutdown(ctx)
+	return a.stop(ctx)
 }
 
 // Close shuts the app down without a deadline and closes the database. It
@@ -263,6 +278,29 @@ func (a *App) Close() error {
 		a.closeErr = errors.Join(errs...)
 	})
 	return a.closeErr
+}
+
+// startGORM serves the lists and tasks with gormlive views: one
+// restlive.Server for both models, their REST APIs, their subscriptions,
+// and the capture of their tables.
+func (a *App) startGORM(ctx context.Context, lcfg live.Config) error {
+	server, err := restlive.New(restlive.Config{
+		DB:      a.db,
+		Capture: a.dialect,
+		Live:    lcfg,
+		REST:    rest.Config{Challenge: "Token"},
+	})
+	if err != nil {
+		return err
+	}
+	lists, tasks := a.views()
+	restlive.Handle(server, "/api/lists/", lists)
+	restlive.Handle(server, "/api/tasks/", tasks)
+	if err := server.Start(ctx); err != nil {
+		return err
+	}
+	a.api, a.stop, a.router, a.reader = server, server.Shutdown, server.Router(), server.Reader()
+	return nil
 }
 
 // openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file,
@@ -333,8 +371,9 @@ func (a *App) migrate(ctx context.Context) error {
 	return fmt.Errorf("todolist: migrate: %w", err)
 }
 
-// views defines todolist.List and todolist.Task: who sees and may change
-// what, filters, and validation.
+// views defines todolist.List and todolist.Task as gormlive views: who
+// sees and may change what, filters, and validation. The rules are the
+// functions below, which the SQL mode's views (sqlmode.go) share.
 func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 	lists := &gormlive.View[List]{
 		Label: "todolist.List",
@@ -342,32 +381,12 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		Query: func(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
 			return visibleLists(db, req), nil
 		},
-		Permit: func(_ context.Context, req *live.Request) error {
-			if req.Action == live.ActionCreate && req.Anonymous() {
-				return live.ErrForbidden
-			}
-			return nil
-		},
-		// Whoever sees a list may read it; only its owner may write it. A
-		// list the user cannot see never gets here: it is not found.
+		Permit: permitList,
 		PermitObject: func(_ context.Context, req *live.Request, l *List) error {
-			if req.Action.Read() {
-				return nil
-			}
-			if u := userOf(req.User); u != nil && l.OwnerID == u.ID {
-				return nil
-			}
-			return live.ErrForbidden
+			return permitListObject(req, l.OwnerID)
 		},
-		Decode: decodeList,
-		Validate: func(_ context.Context, req *live.Request, l *List) error {
-			if req.Action == live.ActionCreate {
-				l.OwnerID = userOf(req.User).ID
-			}
-			errs := gormlive.FieldErrors{}
-			checkText(errs, "name", l.Name, maxNameLen)
-			return errs.Err()
-		},
+		Decode:   decodeList,
+		Validate: func(_ context.Context, req *live.Request, l *List) error { return validateList(req, l) },
 	}
 	tasks := &gormlive.View[Task]{
 		Label:       "todolist.Task",
@@ -386,17 +405,11 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 		// query: so the query reads nothing of the user, and everyone
 		// watching a list shares one query per change.
 		QueryVary: func(*live.Request) string { return "" },
-		// A task is visible, and writable, when its list is visible.
 		PermitObject: func(_ context.Context, req *live.Request, t *Task) error {
-			if u := userOf(req.User); t.ListPublic || u != nil && t.ListOwner == u.ID {
-				return nil
-			}
-			return live.ErrNotFound
+			return permitTask(req, t.ListPublic, t.ListOwner)
 		},
 		Decode: decodeTask,
 		Validate: func(ctx context.Context, req *live.Request, t *Task) error {
-			errs := gormlive.FieldErrors{}
-			checkText(errs, "text", t.Text, maxTextLen)
 			// The task's list, new or moved to, must be one the user sees
 			// (which is what makes a task writable).
 			var n int64
@@ -404,48 +417,121 @@ func (a *App) views() (*gormlive.View[List], *gormlive.View[Task]) {
 			if err := q.Count(&n).Error; err != nil {
 				return err
 			}
-			if n == 0 {
-				errs.Add("list", fmt.Sprintf(`Invalid pk "%d" - object does not exist.`, t.ListID))
-			}
-			return errs.Err()
+			return validateTask(t, n > 0)
 		},
 	}
 	return lists, tasks
 }
 
-// visibleLists narrows db, a query of lists, to those req may see.
-func visibleLists(db *gorm.DB, req *live.Request) *gorm.DB {
-	if u := userOf(req.User); u != nil {
-		return db.Where("lists.public OR lists.owner_id = ?", u.ID)
-	}
-	return db.Where("lists.public")
+// A condition is SQL with ? parameters and their arguments: what both
+// modes' querysets add to their WHERE clauses.
+type condition struct {
+	sql  string
+	args []any
 }
 
-// queryTasks is the tasks' queryset, narrowed by the filters ?list=,
-// ?done= and ?search=, with who may see each task's list: the view's
-// PermitObject leaves out those of lists req cannot see.
-func queryTasks(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
-	db = db.Select("tasks.*, lists.public AS list_public, lists.owner_id AS list_owner").
-		Joins("JOIN lists ON lists.id = tasks.list_id")
+// listsVisible is the condition of the lists req may see.
+func listsVisible(req *live.Request) condition {
+	if u := userOf(req.User); u != nil {
+		return condition{"lists.public OR lists.owner_id = ?", []any{u.ID}}
+	}
+	return condition{"lists.public", nil}
+}
+
+// visibleLists narrows db, a query of lists, to those req may see.
+func visibleLists(db *gorm.DB, req *live.Request) *gorm.DB {
+	c := listsVisible(req)
+	return db.Where(c.sql, c.args...)
+}
+
+// permitList lets only logged-in users create lists.
+func permitList(_ context.Context, req *live.Request) error {
+	if req.Action == live.ActionCreate && req.Anonymous() {
+		return live.ErrForbidden
+	}
+	return nil
+}
+
+// permitListObject lets whoever sees a list read it, and only its owner
+// write it. A list the user cannot see never gets here: it is not found.
+func permitListObject(req *live.Request, owner uint) error {
+	if req.Action.Read() {
+		return nil
+	}
+	if u := userOf(req.User); u != nil && owner == u.ID {
+		return nil
+	}
+	return live.ErrForbidden
+}
+
+// permitTask makes a task visible, and writable, when its list is.
+func permitTask(req *live.Request, listPublic bool, listOwner uint) error {
+	if u := userOf(req.User); listPublic || u != nil && listOwner == u.ID {
+		return nil
+	}
+	return live.ErrNotFound
+}
+
+// validateList sets a new list's owner and checks its name.
+func validateList(req *live.Request, l *List) error {
+	if req.Action == live.ActionCreate {
+		l.OwnerID = userOf(req.User).ID
+	}
+	errs := gormlive.FieldErrors{}
+	checkText(errs, "name", l.Name, maxNameLen)
+	return errs.Err()
+}
+
+// validateTask checks a task's text, and that its list is one the user
+// sees.
+func validateTask(t *Task, listVisible bool) error {
+	errs := gormlive.FieldErrors{}
+	checkText(errs, "text", t.Text, maxTextLen)
+	if !listVisible {
+		errs.Add("list", fmt.Sprintf(`Invalid pk "%d" - object does not exist.`, t.ListID))
+	}
+	return errs.Err()
+}
+
+// taskFilters are the conditions of the filters ?list=, ?done= and
+// ?search=.
+func taskFilters(req *live.Request) ([]condition, error) {
+	var conds []condition
 	if v := req.Query.Get("list"); v != "" {
 		id, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return nil, live.Errorf(400, "list: %q is not a list id", v)
 		}
-		db = db.Where("tasks.list_id = ?", id)
+		conds = append(conds, condition{"tasks.list_id = ?", []any{id}})
 	}
 	if v := req.Query.Get("done"); v != "" {
 		done, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, live.Errorf(400, "done: %q is neither true nor false", v)
 		}
-		db = db.Where("tasks.done = ?", done)
+		conds = append(conds, condition{"tasks.done = ?", []any{done}})
 	}
 	if v := req.Query.Get("search"); v != "" {
 		// A substring, whatever LIKE's wildcards it holds. LOWER folds
 		// ASCII letters only on SQLite, all of them on PostgreSQL.
 		pattern := "%" + likeEscaper.Replace(strings.ToLower(v)) + "%"
-		db = db.Where(`LOWER(tasks.text) LIKE ? ESCAPE '\'`, pattern)
+		conds = append(conds, condition{`LOWER(tasks.text) LIKE ? ESCAPE '\'`, []any{pattern}})
+	}
+	return conds, nil
+}
+
+// queryTasks is the tasks' queryset, narrowed by the filters, with who
+// may see each task's list: the view's PermitObject leaves out those of
+// lists req cannot see.
+func queryTasks(_ context.Context, db *gorm.DB, req *live.Request) (*gorm.DB, error) {
+	db = db.Select("tasks.*, lists.public AS list_public, lists.owner_id AS list_owner").
+		Joins("JOIN lists ON lists.id = tasks.list_id")
+	conds, err := taskFilters(req)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range conds {
+		db = db.Where(c.sql, c.args...)
 	}
 	return db, nil
 }

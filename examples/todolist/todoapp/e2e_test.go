@@ -130,10 +130,12 @@ func deleted(id uint) string { return fmt.Sprintf(`{"id":%d}`, id) }
 
 func TestBroadcasts(t *testing.T) {
 	for _, db := range databases {
-		t.Run(db.name, func(t *testing.T) {
-			t.Parallel()
-			testBroadcasts(t, start(t, db.dsn(t)))
-		})
+		for _, mode := range modes {
+			t.Run(db.name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				testBroadcasts(t, startMode(t, db.dsn(t), mode))
+			})
+		}
 	}
 }
 
@@ -263,8 +265,10 @@ func testBroadcasts(t *testing.T, s *server) {
 // TestConnectionRefusals checks the WebSocket upgrade's authentication
 // and origin checks.
 func TestConnectionRefusals(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testConnectionRefusals(t, s) })
+}
+
+func testConnectionRefusals(t *testing.T, s *server) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	// A token that names no one is refused with 4003 and DRF's message,
@@ -310,8 +314,10 @@ func TestConnectionRefusals(t *testing.T) {
 // TestShutdown checks that stopping the server closes the WebSockets with
 // 1001 (going away), and that Serve returns cleanly.
 func TestShutdown(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testShutdown(t, s) })
+}
+
+func testShutdown(t *testing.T, s *server) {
 	alice := s.register(t, "alice")
 	c := s.connect(t, alice)
 	var l List
@@ -333,9 +339,17 @@ func TestShutdown(t *testing.T) {
 // migration and the triggers' installation are idempotent, the data and
 // the credentials survive, and broadcasts still flow.
 func TestRestart(t *testing.T) {
-	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testRestart(t, mode)
+		})
+	}
+}
+
+func testRestart(t *testing.T, mode string) {
 	dsn := databases[0].dsn(t)
-	s := start(t, dsn)
+	s := startMode(t, dsn, mode)
 	alice := s.register(t, "alice")
 	var l List
 	s.must(t, 201, "POST", "/api/lists/", alice, `{"name":"kept"}`).decode(t, &l)
@@ -348,7 +362,7 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = start(t, dsn)
+	s = startMode(t, dsn, mode)
 	if got := s.must(t, 200, "GET", path, alice, "").body; got != before {
 		t.Fatalf("after restart: got %s, want %s", got, before)
 	}

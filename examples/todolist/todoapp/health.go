@@ -11,10 +11,10 @@ import (
 // watch registers the metrics of the router, the outbox reader and the
 // broker layer, if it counts.
 func (a *App) watch(m *metrics.Metrics, cfg Config) error {
-	if err := m.WatchRouter(a.server.Router()); err != nil {
+	if err := m.WatchRouter(a.router); err != nil {
 		return err
 	}
-	if err := m.WatchReader(a.server.Reader()); err != nil {
+	if err := m.WatchReader(a.reader); err != nil {
 		return err
 	}
 	if l, ok := cfg.Layer.(metrics.Layer); ok {

@@ -47,8 +47,10 @@ func TestRegister(t *testing.T) {
 }
 
 func TestLoginLogout(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testLoginLogout(t, s) })
+}
+
+func testLoginLogout(t *testing.T, s *server) {
 	alice := s.register(t, "alice")
 
 	// The cookie suits a page served over plain HTTP on loopback, and
@@ -150,8 +152,10 @@ func newFixture(t *testing.T, s *server) *fixture {
 }
 
 func TestLists(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testLists(t, s) })
+}
+
+func testLists(t *testing.T, s *server) {
 	f := newFixture(t, s)
 	alice, bob := f.alice, f.bob
 
@@ -239,8 +243,10 @@ func TestLists(t *testing.T) {
 }
 
 func TestTasks(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testTasks(t, s) })
+}
+
+func testTasks(t *testing.T, s *server) {
 	f := newFixture(t, s)
 	alice, bob := f.alice, f.bob
 
@@ -302,8 +308,10 @@ func TestTasks(t *testing.T) {
 }
 
 func TestTaskFilters(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testTaskFilters(t, s) })
+}
+
+func testTaskFilters(t *testing.T, s *server) {
 	f := newFixture(t, s)
 	alice, bob := f.alice, f.bob
 	var extra, other Task
@@ -358,8 +366,10 @@ func TestTaskFilters(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
-	t.Parallel()
-	s := startSQLite(t)
+	eachMode(t, func(t *testing.T, s *server) { testPage(t, s) })
+}
+
+func testPage(t *testing.T, s *server) {
 	for _, tc := range []struct{ path, contentType, want string }{
 		{"/", "text/html", "<html"},
 		{"/app.js", "text/javascript", "/ws/subscribe/"},

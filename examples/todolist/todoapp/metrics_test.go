@@ -132,7 +132,7 @@ func TestMetrics(t *testing.T) {
 	var task Task
 	s.must(t, 201, "POST", "/api/tasks/", alice, fmt.Sprintf(`{"text":"%s","list":%d}`, strings.Repeat("x", 900), l.ID)).decode(t, &task)
 	receive(t, c)
-	for i := 0; s.app.server.Router().Stats().Connections == 2; i++ {
+	for i := 0; s.app.router.Stats().Connections == 2; i++ {
 		if i == 500 {
 			t.Fatal("a client that does not read was never closed")
 		}

@@ -30,16 +30,52 @@ const randomOps = 200
 // After each operation the test waits for the broadcasts it predicts, then
 // a write to a "fence" list everyone watches marks the end of what else
 // the operation might have caused.
+//
+// It runs against each mode of the app (Config.Views), and then compares
+// what each answered and broadcast: the modes must agree byte for byte.
 func TestRandomOperations(t *testing.T) {
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
 			t.Parallel()
-			testRandomOperations(t, start(t, db.dsn(t)))
+			transcripts := make([][]string, len(modes))
+			for i, mode := range modes {
+				t.Run(mode, func(t *testing.T) {
+					transcripts[i] = testRandomOperations(t, startMode(t, db.dsn(t), mode))
+				})
+			}
+			if t.Failed() || slices.ContainsFunc(transcripts, func(s []string) bool { return s == nil }) {
+				return // failed, or skipped (no PostgreSQL)
+			}
+			for i := range transcripts[1:] {
+				compareTranscripts(t, modes[0], modes[i+1], transcripts[0], transcripts[i+1])
+			}
 		})
 	}
 }
 
-func testRandomOperations(t *testing.T, s *server) {
+// compareTranscripts fails at the first line where a and b differ.
+func compareTranscripts(t *testing.T, nameA, nameB string, a, b []string) {
+	t.Helper()
+	for i := range max(len(a), len(b)) {
+		var la, lb string
+		if i < len(a) {
+			la = a[i]
+		}
+		if i < len(b) {
+			lb = b[i]
+		}
+		if la != lb {
+			t.Fatalf("the modes disagree at line %d of %d:\n%s: %s\n%s: %s", i+1, len(a), nameA, la, nameB, lb)
+		}
+	}
+	if len(a) < randomOps {
+		t.Fatalf("transcripts of %d lines: the comparison compared too little", len(a))
+	}
+}
+
+// testRandomOperations runs the operations and returns what the server
+// answered and broadcast, in order.
+func testRandomOperations(t *testing.T, s *server) []string {
 	t.Logf("seed %d (go test -run TestRandomOperations -seed N to try another)", *seed)
 	w := &world{
 		t: t, s: s, rnd: rand.New(rand.NewPCG(*seed, 0)),
@@ -72,6 +108,7 @@ func testRandomOperations(t *testing.T, s *server) {
 		v.c.ReceiveNothing()
 	}
 	t.Logf("operations: %v; broadcasts checked: %d; subscriptions: %d", counts, w.checked, w.subscriptions)
+	return w.transcript
 }
 
 // world is the model: the lists and tasks as they are, and what each
@@ -97,6 +134,8 @@ type world struct {
 	checked       int
 	subscriptions int
 	fences        int
+	// transcript is every answer and broadcast, in order.
+	transcript []string
 }
 
 // viewer is one of the users, or the anonymous visitor, with a WebSocket.
@@ -340,6 +379,7 @@ func (w *world) operate() string {
 func (w *world) request(actor *viewer, code int, method, path, body, want string) response {
 	w.t.Helper()
 	res := w.s.must(w.t, code, method, path, actor.u, body)
+	w.transcript = append(w.transcript, fmt.Sprintf("%s %s %s as %s: %d %s", method, path, body, actor.name, res.code, res.body))
 	if want != "" && res.body != want {
 		w.t.Fatalf("%s %s %s as %s: got %s, want %s", method, path, body, actor.name, res.body, want)
 	}
@@ -531,6 +571,7 @@ func (w *world) awaitBroadcasts(step int, op string) {
 		t.Fatalf("step %d (%s): %s received %s, %s; the operation's broadcasts:\n\t%s", step, op, v.name, got, why, strings.Join(e, "\n\t"))
 	}
 	for _, v := range w.viewers {
+		var received []string
 		due := map[string]int{}
 		for _, e := range w.expected[v] {
 			due[e]++
@@ -546,6 +587,12 @@ func (w *world) awaitBroadcasts(step int, op string) {
 				fail(v, s, "which it should not have")
 			}
 			due[s]--
+			received = append(received, s)
+		}
+		// In any order between subscriptions: sorted.
+		slices.Sort(received)
+		for _, s := range received {
+			w.transcript = append(w.transcript, v.name+" received "+s)
 		}
 		w.checked += len(w.expected[v])
 	}

@@ -42,6 +42,27 @@ var databases = []struct {
 	{"postgres", func(t *testing.T) string { return testenv.PostgresDB(t) }},
 }
 
+// modes are the app's two ways of serving its models (Config.Views):
+// the end-to-end tests run against both, which must answer and broadcast
+// the same bytes.
+var modes = []string{ViewsGORM, ViewsSQL}
+
+// eachMode runs test, in parallel, against a server of each mode on a
+// fresh SQLite database.
+func eachMode(t *testing.T, test func(t *testing.T, s *server)) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			test(t, startMode(t, databases[0].dsn(t), mode))
+		})
+	}
+}
+
+// startMode is start, with the views of mode.
+func startMode(t *testing.T, dsn, mode string) *server {
+	return startWith(t, dsn, func(c *Config) { c.Views = mode })
+}
+
 func startSQLite(t *testing.T) *server { return start(t, databases[0].dsn(t)) }
 
 // start runs the app on dsn until the test ends. Its log is shown if the
