@@ -81,6 +81,18 @@ type hijackWriter struct {
 	conn *coalescer
 }
 
+// WriteHeaderNow sends the status the wrapped writer holds back, if it
+// is one that does (gin's): websocket.Accept calls it after the 101,
+// which has no body to send it with.
+func (w *hijackWriter) WriteHeaderNow() {
+	if h, ok := w.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
+		h.WriteHeaderNow()
+	}
+}
+
+// Unwrap gives http.ResponseController the wrapped writer.
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {

@@ -29,17 +29,8 @@ func mountChi(router *live.Router) http.Handler {
 
 func mountGin(router *live.Router) http.Handler {
 	g := gin.New()
-	g.GET("/ws/subscribe/", func(c *gin.Context) { router.ServeHTTP(ginWriter{c.Writer}, c.Request) })
+	g.GET("/ws/subscribe/", gin.WrapH(router))
 	return g
-}
-
-// ginWriter sends a status at once: gin's writer holds it back until the
-// body's first byte, and the WebSocket handshake's 101 has no body.
-type ginWriter struct{ gin.ResponseWriter }
-
-func (w ginWriter) WriteHeader(code int) {
-	w.ResponseWriter.WriteHeader(code)
-	w.WriteHeaderNow()
 }
 
 func mountEcho(router *live.Router) http.Handler {
