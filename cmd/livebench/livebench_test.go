@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 // expected and that the table and the JSON say so.
 func TestQuick(t *testing.T) {
 	rep := runQuick(t, options{Scenario: "all"})
-	want := map[string]int{"watchers": 3, "limit": 2, "users": 1, "instances": 1, "idle": 1}
+	want := map[string]int{"watchers": 3, "limit": 2, "users": 1, "instances": 1, "groups": 4, "idle": 1}
 	got := map[string]int{}
 	for _, r := range rep.Results {
 		got[r.Scenario]++
@@ -114,7 +115,11 @@ func runQuick(t *testing.T, o options) *report {
 		t.Errorf("table header: %q", lines[0])
 	}
 	for i, r := range rep.Results {
-		if f := strings.Fields(lines[i+1]); len(f) < 10 || f[0] != r.Scenario {
+		scenario := r.Scenario
+		if r.Groups > 0 {
+			scenario = fmt.Sprintf("%s/%d", r.Scenario, r.Groups)
+		}
+		if f := strings.Fields(lines[i+1]); len(f) < 10 || f[0] != scenario {
 			t.Errorf("table line %d: %q, want the %s row", i+1, lines[i+1], r.Scenario)
 		}
 	}
