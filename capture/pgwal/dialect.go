@@ -52,9 +52,14 @@ var _ capture.Dialect = (*Dialect)(nil)
 // testHooks let a test see or break what the reader does. Nil but in
 // tests.
 type testHooks struct {
+	// collecting is called before the reader logs a batch of changes,
+	// with their pks.
+	collecting func(pks []string)
 	// logged is called after the reader logs a batch, before it
 	// publishes it; an error fails the reader as a crash would.
 	logged func(rows []outbox.Row) error
+	// fenced is called when History has written a fence.
+	fenced func()
 }
 
 // New returns the dialect of capture from the write-ahead log.

@@ -43,7 +43,7 @@ func (d *Dialect) Since(ctx context.Context, db *sql.DB, pos live.Position, mode
 	if err := outbox.CheckPosition(pos, c.epoch, c.seq); err != nil {
 		return nil, err
 	}
-	if err := catchUp(ctx, db, c); err != nil {
+	if err := d.catchUp(ctx, db, c); err != nil {
 		return nil, err
 	}
 	return readSince(ctx, db, pos, models, limit)
@@ -51,7 +51,7 @@ func (d *Dialect) Since(ctx context.Context, db *sql.DB, pos live.Position, mode
 
 // catchUp returns once every transaction that committed before it was
 // called is in the log.
-func catchUp(ctx context.Context, db *sql.DB, c cursor) error {
+func (d *Dialect) catchUp(ctx context.Context, db *sql.DB, c cursor) error {
 	var now pglogrepl.LSN
 	if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&now); err != nil {
 		return fmt.Errorf("read the server's position: %w", err)
@@ -65,6 +65,9 @@ func catchUp(ctx context.Context, db *sql.DB, c cursor) error {
 	if _, err := db.ExecContext(ctx, `SELECT set_config('synchronous_commit', 'on', true),
 		pg_logical_emit_message(true, '`+fencePrefix+`', $1::text)`, c.slot); err != nil {
 		return fmt.Errorf("write a fence: %w", err)
+	}
+	if d.hooks != nil && d.hooks.fenced != nil {
+		d.hooks.fenced()
 	}
 	deadline := time.Now().Add(syncWait)
 	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {

@@ -105,7 +105,7 @@ type session struct {
 	confirmed, sent pglogrepl.LSN // to the slot: may be confirmed, was
 	sentAt, pinged  time.Time
 	replyDue        bool
-	streamed        bool // the slot was ours: wait for it to be free on Close
+	streamer        uint32 // the pid of the server's end of the stream
 }
 
 func newSession(b *backend, n names, conn *sql.Conn) *session {
@@ -171,12 +171,14 @@ func (s *session) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("capture: connect for replication (the role needs the REPLICATION attribute): %w", err)
 		}
+		// Cancelled midway, the server may have started streaming: Close
+		// waits for it to stop.
+		s.streamer = s.repl.PID()
 		err = pglogrepl.StartReplication(ctx, s.repl, s.n.slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args})
 		if err == nil {
-			s.streamed = true
 			return nil
 		}
-		_ = s.repl.Close(ctx)
+		_ = s.repl.Close(context.WithoutCancel(ctx))
 		s.repl = nil
 		if pgCode(err) != codeObjectInUse || time.Now().After(deadline) {
 			return fmt.Errorf("capture: start streaming from slot %s: %w", s.n.slot, err)
@@ -277,6 +279,13 @@ func (s *session) Next(ctx context.Context, limit int) ([]outbox.Row, error) {
 	}
 	if err := s.collect(limit); err != nil {
 		return nil, err
+	}
+	if h := s.b.d.hooks; h != nil && h.collecting != nil && len(s.batch) > 0 {
+		pks := make([]string, len(s.batch))
+		for i, c := range s.batch {
+			pks[i] = c.row.PK
+		}
+		h.collecting(pks)
 	}
 	if len(s.batch) > 0 || s.fence != 0 || s.tablesDirty {
 		rows, err := s.log(ctx)
@@ -426,7 +435,7 @@ func (s *session) Close() {
 		}
 		_ = s.repl.Close(ctx)
 	}
-	if s.streamed {
+	if s.streamer != 0 {
 		s.waitSlotFree(ctx)
 	}
 	_ = s.conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -451,12 +460,14 @@ func (s *session) settle() {
 }
 
 // waitSlotFree waits, boundedly, for the server's end of the stream to
-// let the slot go.
+// let the slot go. It asks through the pool: the session's connection
+// may be what failed.
 func (s *session) waitSlotFree(ctx context.Context) {
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		var active bool
-		err := s.conn.QueryRowContext(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, s.n.slot).Scan(&active)
-		if err != nil || !active {
+		var ours bool
+		err := s.b.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1 AND active_pid = $2)`,
+			s.n.slot, int64(s.streamer)).Scan(&ours)
+		if err != nil || !ours {
 			return
 		}
 		select {

@@ -159,8 +159,8 @@ func (d *Dialect) Status(ctx context.Context, db *sql.DB) (SlotStatus, error) {
 	}
 	s := SlotStatus{Slot: n.slot}
 	err = db.QueryRowContext(ctx, `SELECT active, coalesce(wal_status, ''),
-			coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint,
-			coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
+			coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn), 0)::bigint,
+			coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn), 0)::bigint,
 			coalesce(safe_wal_size, -1)
 		FROM pg_replication_slots WHERE slot_name = $1`, n.slot).
 		Scan(&s.Active, &s.WALStatus, &s.Lag, &s.Retained, &s.Safe)
