@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,4 +383,54 @@ func TestStatus(t *testing.T) {
 	if _, err := dialect.Status(ctx, d.DB); !errors.Is(err, ErrNoSlot) {
 		t.Errorf("status after Drop: %v, want ErrNoSlot", err)
 	}
+}
+
+// TestRole: what the package documentation asks of the application's
+// role is enough: REPLICATION, CREATE on the database and the schema,
+// and ownership of the captured tables; no superuser.
+func TestRole(t *testing.T) {
+	d := open(t)
+	role := "restlive_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	d.Exec(t, `CREATE ROLE `+role+` LOGIN REPLICATION`)
+	t.Cleanup(func() {
+		d.Exec(t, `DROP OWNED BY `+role)
+		d.Exec(t, `DROP ROLE `+role)
+	})
+	d.Exec(t, `GRANT CREATE ON DATABASE "`+databaseName(t, d)+`" TO `+role)
+	d.Exec(t, `GRANT CREATE ON SCHEMA public TO `+role)
+	d.Exec(t, `ALTER TABLE tasks OWNER TO `+role)
+	url, err := neturl.Parse(d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url.User = neturl.User(role)
+	app, err := sql.Open("pgx", url.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	as := *d
+	as.DB = app
+	as.Install(t, capturetest.Tasks)
+	h := as.NewHistory(t)
+	rec := capturetest.NewRecorder()
+	capturetest.StartReader(t, &as, capture.Config{Publisher: rec})
+	as.Exec(t, `INSERT INTO tasks (id, list_id) VALUES (1, 14)`)
+	as.Exec(t, `UPDATE tasks SET list_id = 15 WHERE id = 1`)
+	capturetest.CheckChanges(t, rec.Wait(t, 2), []live.Change{
+		capturetest.Task(live.OpInsert, "1", nil, capturetest.M("list_id", "14")),
+		capturetest.Task(live.OpUpdate, "1", capturetest.M("list_id", "14"), capturetest.M("list_id", "15")),
+	})
+	head := capturetest.WaitHead(t, h, 2)
+	if _, err := h.Since(context.Background(), live.Position{Epoch: head.Epoch, Seq: 1}, []string{"todolist.Task"}, 10); err != nil {
+		t.Errorf("since, as the role: %v", err)
+	}
+}
+
+func databaseName(t *testing.T, d *capturetest.DB) string {
+	var name string
+	if err := d.DB.QueryRow(`SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }

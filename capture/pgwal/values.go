@@ -91,15 +91,16 @@ const (
 	oidFloat8      = 701
 	oidTimestamp   = 1114
 	oidTimestampTZ = 1184
-	oidTimeTZ      = 1266
 	oidNumeric     = 1700
 )
 
 // jsonValue writes a column's text as jsonb_build_object would write
 // the value, so that a change reads the same whichever way it was
-// captured: booleans and numbers as themselves, dates and times in ISO
-// 8601 (the stream writes them as DateStyle ISO does, with a space
-// before the time and an offset of hours alone), the rest as strings.
+// captured (TestSameAsTriggers): booleans and numbers as themselves,
+// timestamps in ISO 8601 (the stream writes them as DateStyle ISO does,
+// with a space before the time and an offset of hours alone), the rest
+// as strings. The stream writes timestamptz in UTC; jsonb in the writing
+// session's time zone.
 func jsonValue(oid uint32, text string) json.RawMessage {
 	switch oid {
 	case oidBool:
@@ -115,8 +116,6 @@ func jsonValue(oid uint32, text string) json.RawMessage {
 		if date, clock, ok := strings.Cut(text, " "); ok && !strings.HasSuffix(text, " BC") {
 			text = date + "T" + isoOffset(clock, oid == oidTimestampTZ)
 		}
-	case oidTimeTZ:
-		text = isoOffset(text, true)
 	}
 	b, _ := json.Marshal(text)
 	return b
