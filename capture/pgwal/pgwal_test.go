@@ -21,8 +21,10 @@ import (
 )
 
 // TestCommitOrder: transactions are published after they commit, whole,
-// in the order they committed, whatever order they wrote in; one left
-// open holds back none of the others.
+// in the order they committed, whatever order they wrote in, even when
+// they commit a moment apart (the suite's CommitOrder waits between the
+// commits, which the triggers need); one left open holds back none of
+// the others.
 func TestCommitOrder(t *testing.T) {
 	d := open(t)
 	d.Install(t, capturetest.Tasks, capturetest.Lists)

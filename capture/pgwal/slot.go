@@ -11,11 +11,10 @@ import (
 
 // PostgreSQL's error codes that this package tells apart.
 const (
-	codeDuplicateObject     = "42710" // the slot exists already
-	codeObjectInUse         = "55006" // the slot is streamed from
-	codeInsufficientPrivs   = "42501"
-	codeUndefinedObject     = "42704" // no such slot
-	codeObjectNotInPrereqSt = "55000" // a lost slot cannot be streamed from
+	codeDuplicateObject   = "42710" // the slot exists already
+	codeObjectInUse       = "55006" // the slot is streamed from
+	codeInsufficientPrivs = "42501"
+	codeUndefinedObject   = "42704" // no such slot
 )
 
 func pgCode(err error) string {
