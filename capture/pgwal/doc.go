@@ -100,9 +100,12 @@
 //
 // capture.NewHistory answers from the log, which the reader writes off
 // the application's writes, one row per batch (its changes as a JSON
-// array), in the statement that moves its cursor: about 60 bytes of table
-// per change plus about 100 per batch, and their write-ahead log. Its
-// changes are kept as Config.Retention and Config.MaxRows say, as the
+// array), in the statement that moves its cursor, with a synchronous
+// commit. When each change is a batch of its own, that is about 170 bytes
+// of table and index per change and 500 bytes of write-ahead log per
+// batch (BenchmarkLog); under a stream of writes, batches of tens of
+// changes, about 65 bytes of write-ahead log per change (BenchmarkInsert).
+// Its changes are kept as Config.Retention and Config.MaxRows say, as the
 // outbox's are. A change the reader has not logged yet, committed a few
 // milliseconds ago, is not in it, though a subscription loaded now already
 // shows it: Since writes a fence into the write-ahead log (a logical
