@@ -47,7 +47,13 @@ mkdir -p "$work/pg"
 log "starting PostgreSQL on 127.0.0.1:$pgport"
 run_pg "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
 pgctl="run_pg $pgbin/pg_ctl -D $work/pg/data"
-$pgctl -w -l "$work/pg/log" -o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" start >/dev/null
+# wal_level=logical for capture from the write-ahead log (capture/pgwal),
+# whose tests each hold a replication slot and a WAL sender. A slot sends
+# only what the server has flushed, which with synchronous_commit=off the
+# WAL writer does every wal_writer_delay (200ms by default).
+pgopts="-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300"
+pgopts+=" -c wal_level=logical -c max_replication_slots=100 -c max_wal_senders=100 -c wal_writer_delay=10ms"
+$pgctl -w -l "$work/pg/log" -o "$pgopts" start >/dev/null
 export RESTLIVE_POSTGRES_URL="postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable"
 export RESTLIVE_REDIS_SERVER="$(command -v redis-server)"
 

@@ -46,6 +46,14 @@
 // long as it runs. TRUNCATE fires no row trigger, so it is not captured:
 // delete the rows instead where subscribers must hear of it.
 //
+// PostgreSQL can also be captured from the server's write-ahead log,
+// through a logical replication slot, with the Dialect pgwal.New returns
+// (package capture/pgwal): the application's writes then pay nothing for
+// capture, at the cost of wal_level = logical, a role with REPLICATION and
+// a slot to watch. Install, NewReader and NewHistory take it as they take
+// pgcapture.Dialect; its documentation says what it needs, and the README
+// when to choose it.
+//
 // # Cost
 //
 // A captured write adds an outbox row to its transaction: one more page
@@ -86,7 +94,8 @@
 // at a time and many under load (pgcapture's BenchmarkReadLog), against
 // about 144 bytes the outbox keeps per change. Deleting outbox rows by
 // hand empties that log, so offsets from before are not answered rather
-// than answered wrong.
+// than answered wrong. Read from the write-ahead log there is no outbox:
+// the reader logs what it publishes, and History reads that (see pgwal).
 //
 // # Many processes
 //

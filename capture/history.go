@@ -42,13 +42,10 @@ const defaultHistoryLimit = 10_000
 // Head returns the epoch of the outbox's sequence and the seq of the last
 // change the reader published.
 func (h *History) Head(ctx context.Context) (live.Position, error) {
-	var p live.Position
-	var published int64
-	if err := h.db.QueryRowContext(ctx,
-		`SELECT epoch, published FROM restlive_cursor WHERE name = 'default'`).Scan(&p.Epoch, &published); err != nil {
+	p, err := h.dialect.Head(ctx, h.db)
+	if err != nil {
 		return live.Position{}, fmt.Errorf("capture: read history head: %w", err)
 	}
-	p.Seq = uint64(published)
 	return p, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,7 +50,8 @@ func main() {
 
 // TestSQLiteAppLinksNoPostgres: a program that uses live, gormlive and
 // capture on SQLite links no PostgreSQL driver; the same program that
-// imports pgcapture does, which shows that the check can tell.
+// imports pgcapture does, which shows that the check can tell, and links
+// no replication protocol, which only one that imports pgwal does.
 func TestSQLiteAppLinksNoPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds programs")
@@ -59,9 +61,11 @@ func TestSQLiteAppLinksNoPostgres(t *testing.T) {
 		imports   string
 		code      string
 		wantJackc bool
+		wantRepl  bool // github.com/jackc/pglogrepl
 	}{
-		{"sqlite only", "", "", false},
-		{"with pgcapture", `"github.com/restlive/restlive/capture/pgcapture"`, "_ = pgcapture.Dialect", true},
+		{"sqlite only", "", "", false, false},
+		{"with pgcapture", `"github.com/restlive/restlive/capture/pgcapture"`, "_ = pgcapture.Dialect", true, false},
+		{"with pgwal", `"github.com/restlive/restlive/capture/pgwal"`, "_ = pgwal.New(pgwal.Config{})", true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -87,6 +91,9 @@ func TestSQLiteAppLinksNoPostgres(t *testing.T) {
 			}
 			if got := len(jackc) > 0; got != tt.wantJackc {
 				t.Errorf("linked %v; want github.com/jackc/ modules: %v", jackc, tt.wantJackc)
+			}
+			if got := slices.Contains(jackc, "github.com/jackc/pglogrepl"); got != tt.wantRepl {
+				t.Errorf("linked %v; want github.com/jackc/pglogrepl: %v", jackc, tt.wantRepl)
 			}
 		})
 	}

@@ -160,15 +160,17 @@ func (r *Reader) Nudge() {
 }
 
 // Run reads the outbox until ctx is cancelled, then returns nil. It
-// returns an error at once if the outbox is not installed; later errors
+// returns an error at once if the outbox is not installed (or, reading
+// the write-ahead log, if the database cannot provide what capture
+// needs); later errors
 // (a lost connection, a failing Publisher) are logged and retried with
 // backoff, keeping unpublished changes for the next attempt.
 func (r *Reader) Run(ctx context.Context) error {
-	if err := r.db.QueryRowContext(ctx, "SELECT 1 FROM restlive_cursor WHERE name = 'default'").Scan(new(int)); err != nil {
+	if err := r.dialect.Ready(ctx, r.db); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("capture: outbox not installed (call capture.Install first): %w", err)
+		return fmt.Errorf("capture: %w", err)
 	}
 	log := r.cfg.Logger
 	backoff := newBackoff(r.cfg.Lease)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/restlive/restlive/capture/internal/outbox"
+	"github.com/restlive/restlive/live"
 )
 
 // On SQLite the outbox's seq is the rowid. Writers are serialized by the
@@ -51,6 +52,12 @@ var sqliteSchema = []string{
 type sqliteDialect struct{}
 
 func (sqliteDialect) String() string { return "sqlite" }
+
+func (sqliteDialect) Ready(ctx context.Context, db *sql.DB) error { return outbox.CursorReady(ctx, db) }
+
+func (sqliteDialect) Head(ctx context.Context, db *sql.DB) (live.Position, error) {
+	return outbox.CursorHead(ctx, db)
+}
 
 // Defaults: the reader is woken only by polls and Nudge, so it polls
 // often, and reads at once when woken.

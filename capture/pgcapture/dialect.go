@@ -8,6 +8,7 @@ import (
 
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/capture/internal/outbox"
+	"github.com/restlive/restlive/live"
 )
 
 // Dialect is PostgreSQL's: pass it to capture.Install, capture.Remove,
@@ -25,6 +26,12 @@ type testHooks struct {
 }
 
 func (dialect) String() string { return "postgres" }
+
+func (dialect) Ready(ctx context.Context, db *sql.DB) error { return outbox.CursorReady(ctx, db) }
+
+func (dialect) Head(ctx context.Context, db *sql.DB) (live.Position, error) {
+	return outbox.CursorHead(ctx, db)
+}
 
 // Defaults: the triggers' NOTIFY wakes the reader, so polling is a
 // safety net; while changes keep coming the reader stops listening and

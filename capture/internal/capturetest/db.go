@@ -32,10 +32,31 @@ type DB struct {
 	DB      *sql.DB
 	// Other runs SQL in another process: the sqlite3 or psql command.
 	Other func(t testing.TB, sql string)
+	// Store names the tables the capture keeps, for the tests that edit
+	// them by hand.
+	Store Store
+	// URL is the PostgreSQL database's.
+	URL string
 }
 
-// Postgres says whether the database is PostgreSQL.
-func (d *DB) Postgres() bool { return d.Dialect.String() == "postgres" }
+// A Store is where a capture keeps its records.
+type Store struct {
+	// Cursor is the table of the reader's cursor, whose row holds the
+	// sequence's epoch.
+	Cursor string
+	// History is the table History reads.
+	History string
+	// Outbox says whether the triggers write an outbox, History, that a
+	// test may write rows into.
+	Outbox bool
+}
+
+// OutboxStore is the store of the outboxes of SQLite and PostgreSQL.
+var OutboxStore = Store{Cursor: "restlive_cursor", History: "restlive_outbox", Outbox: true}
+
+// Postgres says whether the database is PostgreSQL, whatever the mode
+// of capture.
+func (d *DB) Postgres() bool { return strings.HasPrefix(d.Dialect.String(), "postgres") }
 
 // SQLiteDSN is what package capture documents for SQLite: WAL, so the
 // reader reads while the application writes, and a busy timeout, so
@@ -53,7 +74,7 @@ func OpenSQLite(t testing.TB) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d := &DB{Dialect: capture.SQLite, DB: db, Other: func(t testing.TB, sql string) {
+	d := &DB{Dialect: capture.SQLite, DB: db, Store: OutboxStore, Other: func(t testing.TB, sql string) {
 		t.Helper()
 		cmd := exec.Command("sqlite3", "-cmd", ".timeout 5000", path, sql)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -66,8 +87,9 @@ func OpenSQLite(t testing.TB) *DB {
 }
 
 // OpenPostgres creates a new PostgreSQL database (see
-// testenv.PostgresDB), whose dialect is d: pgcapture.Dialect, which this
-// package cannot import, since pgcapture's tests import it.
+// testenv.PostgresDB), whose dialect is d: pgcapture.Dialect or one of
+// pgwal's, which this package cannot import, since their tests import
+// it.
 func OpenPostgres(t testing.TB, d capture.Dialect) *DB {
 	t.Helper()
 	url := testenv.PostgresDB(t)
@@ -76,7 +98,7 @@ func OpenPostgres(t testing.TB, d capture.Dialect) *DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	pg := &DB{Dialect: d, DB: db, Other: func(t testing.TB, sql string) {
+	pg := &DB{Dialect: d, DB: db, URL: url, Store: OutboxStore, Other: func(t testing.TB, sql string) {
 		t.Helper()
 		cmd := exec.Command("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -22,6 +22,10 @@ type Dialect interface {
 	String() string
 	// Defaults are the reader's settings that depend on the database.
 	Defaults() Defaults
+	// Ready returns an error that says what to do when the capture is
+	// not installed in db or cannot run there; the reader checks it
+	// before it starts.
+	Ready(ctx context.Context, db *sql.DB) error
 	// Install creates the outbox if need be and installs the triggers of
 	// tables, checked already, in one transaction.
 	Install(ctx context.Context, db *sql.DB, tables []Table) error
@@ -29,6 +33,9 @@ type Dialect interface {
 	Remove(ctx context.Context, db *sql.DB, tables []string) error
 	// Backend returns what elects this process the reader and reads.
 	Backend(db *sql.DB, s Settings) Backend
+	// Head returns the sequence's epoch and the seq of the last change
+	// published (see live.History).
+	Head(ctx context.Context, db *sql.DB) (live.Position, error)
 	// Since returns the rows of models after pos, in seq order (see
 	// live.History). Errors wrap live.ErrHistoryGone and
 	// live.ErrHistoryTooLong as that says.

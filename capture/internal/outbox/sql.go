@@ -134,3 +134,24 @@ func CheckPosition(pos live.Position, epoch string, published int64) error {
 func ErrTooLong(n int64, limit int) error {
 	return fmt.Errorf("%d or more changes to read, more than %d: %w", n, limit, live.ErrHistoryTooLong)
 }
+
+// CursorReady and CursorHead read restlive_cursor, the cursor of the
+// outboxes of SQLite and PostgreSQL.
+func CursorReady(ctx context.Context, db *sql.DB) error {
+	if err := db.QueryRowContext(ctx, "SELECT 1 FROM restlive_cursor WHERE name = 'default'").Scan(new(int)); err != nil {
+		return fmt.Errorf("outbox not installed (call capture.Install first): %w", err)
+	}
+	return nil
+}
+
+// CursorHead: see CursorReady.
+func CursorHead(ctx context.Context, db *sql.DB) (live.Position, error) {
+	var p live.Position
+	var published int64
+	if err := db.QueryRowContext(ctx,
+		`SELECT epoch, published FROM restlive_cursor WHERE name = 'default'`).Scan(&p.Epoch, &published); err != nil {
+		return live.Position{}, err
+	}
+	p.Seq = uint64(published)
+	return p, nil
+}
