@@ -2,46 +2,19 @@ package pgwal
 
 import (
 	"testing"
-	"time"
 
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/capture/internal/capturetest"
 )
 
-// open opens a database for capture from the write-ahead log, whose slot
-// is dropped when the test ends, before the database: a database with a
-// slot cannot be dropped, and a slot left behind would keep the server's
-// log.
+// open opens a database for capture from the write-ahead log (testenv
+// drops its slot with it).
 func open(t testing.TB) *capturetest.DB { return openWith(t, New(Config{})) }
 
 func openWith(t testing.TB, dialect *Dialect) *capturetest.DB {
 	d := capturetest.OpenPostgres(t, dialect)
 	d.Store = capturetest.Store{Cursor: "restlive_wal_cursor", History: "restlive_wal_log"}
-	t.Cleanup(func() { dropSlots(t, d) })
 	return d
-}
-
-// dropSlots drops the database's slots, ending the sessions that stream
-// from them: a reader's goroutine stops before, but the server's end of
-// its stream may linger a moment.
-func dropSlots(t testing.TB, d *capturetest.DB) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := d.DB.Exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-			WHERE database = current_database() AND active_pid IS NOT NULL`)
-		if err == nil {
-			_, err = d.DB.Exec(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-				WHERE database = current_database()`)
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("drop the replication slots: %v", err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestConformance(t *testing.T) { capturetest.Run(t, open) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/restlive/restlive"
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgwal"
 	"github.com/restlive/restlive/layer/nats"
 	"github.com/restlive/restlive/layer/redis"
 	"github.com/restlive/restlive/live"
@@ -34,6 +35,7 @@ func TestConfigurationIsDocumented(t *testing.T) {
 		"live.Config":     live.Config{},
 		"rest.Config":     rest.Config{},
 		"capture.Config":  capture.Config{},
+		"pgwal.Config":    pgwal.Config{},
 		"redis.Config":    redis.Config{},
 		"nats.Config":     nats.Config{},
 	} {

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/capture/pgwal"
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
@@ -25,7 +26,7 @@ import (
 // as the example app does. On a 2-core machine the reader competes with
 // the writer.
 func BenchmarkCreate(b *testing.B) {
-	for _, dbName := range []string{"sqlite", "postgres"} {
+	for _, dbName := range []string{"sqlite", "postgres", "postgres-wal"} {
 		for _, mode := range []string{"plain", "triggers", "reader"} {
 			b.Run(dbName+"/"+mode, func(b *testing.B) {
 				var dialector gorm.Dialector
@@ -35,6 +36,10 @@ func BenchmarkCreate(b *testing.B) {
 				} else {
 					dialector = postgres.Open(testenv.PostgresDB(b))
 				}
+				var dialect capture.Dialect
+				if dbName == "postgres-wal" {
+					dialect = pgwal.New(pgwal.Config{})
+				}
 				db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 				if err != nil {
 					b.Fatal(err)
@@ -42,18 +47,21 @@ func BenchmarkCreate(b *testing.B) {
 				if sqlDB, err := db.DB(); err == nil {
 					b.Cleanup(func() { sqlDB.Close() })
 				}
+				if dialect == nil {
+					dialect = captureDialect(db)
+				}
 				if err := db.AutoMigrate(&Todo{}); err != nil {
 					b.Fatal(err)
 				}
 				nudge := func() {}
 				if mode != "plain" {
 					view := &gormlive.View[Todo]{Label: "test.Todo", DB: db, GroupFields: []string{"list_id"}}
-					if err := gormlive.InstallCapture(b.Context(), db, captureDialect(db), view); err != nil {
+					if err := gormlive.InstallCapture(b.Context(), db, dialect, view); err != nil {
 						b.Fatal(err)
 					}
 				}
 				if mode == "reader" {
-					reader, err := gormlive.NewCaptureReader(db, captureDialect(db), capture.Config{
+					reader, err := gormlive.NewCaptureReader(db, dialect, capture.Config{
 						Publisher: discard{},
 						Logger:    slog.New(slog.DiscardHandler),
 					})
