@@ -17,53 +17,82 @@ import (
 // one system call per broadcast.
 //
 // While held, writes are appended to buf; flush sends them at once. Writes
-// made while not held (close frames, pongs) go straight through.
+// made while not held (close frames, pongs) go straight through. Every
+// write to the network has a deadline (see refresh).
 type coalescer struct {
 	net.Conn
-	mu      sync.Mutex
-	holding bool
-	buf     []byte
+	timeout time.Duration // WriteTimeout; 0: none
+
+	mu       sync.Mutex
+	holding  bool
+	buf      *[]byte   // from heldBuffers while holding
+	deadline time.Time // the write deadline set last
 }
+
+// heldBuffers are the coalescers' buffers: a connection holds one only
+// while it writes a batch, so an idle one keeps none.
+var heldBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func (c *coalescer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.holding {
-		c.buf = append(c.buf, p...)
+		*c.buf = append(*c.buf, p...)
 		return len(p), nil
 	}
+	c.refresh()
 	return c.Conn.Write(p)
+}
+
+// refresh makes sure a write starting now has at least the timeout to
+// finish: it moves the deadline to 1.5 times the timeout from now when
+// less than the timeout is left, so that a busy connection sets it once
+// in a while rather than twice per batch (setting one costs as much as a
+// tenth of the write). A write is cut after between the timeout and 1.5
+// times it. Called with mu held.
+func (c *coalescer) refresh() {
+	if c.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.deadline.Sub(now) >= c.timeout {
+		return
+	}
+	c.deadline = now.Add(c.timeout + c.timeout/2)
+	c.Conn.SetWriteDeadline(c.deadline)
 }
 
 func (c *coalescer) hold() {
 	c.mu.Lock()
 	c.holding = true
+	if c.buf == nil {
+		c.buf = heldBuffers.Get().(*[]byte)
+	}
 	c.mu.Unlock()
 }
 
-// flush writes what was held, within timeout, and stops holding.
-func (c *coalescer) flush(timeout time.Duration) error {
+// flush writes what was held and stops holding.
+func (c *coalescer) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.holding = false
-	if len(c.buf) == 0 {
+	if c.buf == nil {
 		return nil
 	}
-	if timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	buf := *c.buf
+	var err error
+	if len(buf) > 0 {
+		c.refresh()
+		_, err = c.Conn.Write(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w: %d bytes not written within %v", errWriteTimeout, len(buf), c.timeout)
+		}
 	}
-	_, err := c.Conn.Write(c.buf)
-	if timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Time{})
+	if cap(buf) <= maxHeldBuffer {
+		*c.buf = buf[:0]
+		heldBuffers.Put(c.buf)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("%w: %d bytes not written within %v", errWriteTimeout, len(c.buf), timeout)
-	}
-	if cap(c.buf) > maxHeldBuffer {
-		c.buf = nil // an idle connection keeps no large buffer
-	} else {
-		c.buf = c.buf[:0]
-	}
+	c.buf = nil
 	return err
 }
 
@@ -71,14 +100,15 @@ func (c *coalescer) flush(timeout time.Duration) error {
 // time: a slow consumer.
 var errWriteTimeout = errors.New("write timed out")
 
-// maxHeldBuffer is the largest write buffer a connection keeps between
-// batches; the write loop also stops a batch once it holds this much.
+// maxHeldBuffer is the largest write buffer kept for another batch; the
+// write loop also stops a batch once it holds this much.
 const maxHeldBuffer = 64 << 10
 
 // hijackWriter hands websocket.Accept a connection wrapped in a coalescer.
 type hijackWriter struct {
 	http.ResponseWriter
-	conn *coalescer
+	timeout time.Duration // of the coalescer's writes
+	conn    *coalescer
 }
 
 // WriteHeaderNow sends the status the wrapped writer holds back, if it
@@ -105,7 +135,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		nc.Close()
 		return nil, nil, err
 	}
-	w.conn = &coalescer{Conn: nc}
+	w.conn = &coalescer{Conn: nc, timeout: w.timeout}
 	// Small buffers save an idle connection 7 KiB of net/http's 4 KiB
 	// ones: the coalescer buffers what is written, and client frames are
 	// small. net/http's reader is kept if the client already sent more

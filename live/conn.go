@@ -102,7 +102,7 @@ func serveConn(rt *Router, w http.ResponseWriter, r *http.Request) {
 	log := rt.cfg.Logger.With("remote", r.RemoteAddr)
 	// Refusals are made after the upgrade, so that a browser sees the
 	// protocol's close code and reason rather than a failed handshake.
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &hijackWriter{ResponseWriter: w, timeout: rt.cfg.WriteTimeout}
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origins are checked below, with a close code
 		Subprotocols:       []string{Subprotocol},
@@ -427,6 +427,9 @@ func (c *conn) enqueue(f frame) (start bool) {
 		c.closeLocked(statusTryAgainLater, "client too slow to keep up", ReasonSlowConsumer, "send queue full")
 		return false
 	}
+	if c.queue == nil {
+		c.queue = *frameQueues.Get().(*[]frame)
+	}
 	c.queue = append(c.queue, f)
 	c.queued += size
 	if c.writing {
@@ -497,7 +500,10 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closed {
 			c.writing = false
-			c.queue = nil // an idle connection keeps no queue
+			// An idle connection keeps no queue: both go back to the pool.
+			putQueue(c.queue)
+			putQueue(batch)
+			c.queue = nil
 			c.mu.Unlock()
 			return
 		}
@@ -516,6 +522,21 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// frameQueues are the connections' queues and batches: a connection
+// holds them only while it writes, so an idle one keeps none.
+var frameQueues = sync.Pool{New: func() any { q := make([]frame, 0, 16); return &q }}
+
+// putQueue gives q, emptied, back to frameQueues, unless it is too large
+// to keep.
+func putQueue(q []frame) {
+	if q == nil || cap(q) > 1024 {
+		return
+	}
+	clear(q[:cap(q)]) // no reference to shared bytes stays in the pool
+	q = q[:0]
+	frameQueues.Put(&q)
+}
+
 func (c *conn) write(batch []frame) error {
 	// Frames go to the coalescer's buffer, which never blocks; only its
 	// flush writes to the network, under a deadline. A context that cannot
@@ -529,13 +550,13 @@ func (c *conn) write(batch []frame) error {
 			msg = batch[0].appendTo(msg[:0])
 			batch = batch[1:]
 			if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
-				c.net.flush(c.rt.cfg.WriteTimeout)
+				c.net.flush()
 				return err
 			}
 			held += len(msg)
 			frames++
 		}
-		if err := c.net.flush(c.rt.cfg.WriteTimeout); err != nil {
+		if err := c.net.flush(); err != nil {
 			return err
 		}
 		c.rt.observe(Event{Kind: EventWrite, N: held, Frames: frames})
