@@ -104,7 +104,8 @@ type bench struct {
 	allGot   chan struct{}
 	acked    atomic.Int64 // connections whose subscriptions are all acked
 	allAcked chan struct{}
-	failed   chan error // a connection that failed to open
+	failed   chan error  // a connection that failed to open
+	closing  atomic.Bool // closeAll has begun: connections end on purpose
 
 	writesDone  atomic.Int64
 	writeErrors atomic.Int64
@@ -283,6 +284,11 @@ func (b *bench) read(c *client) {
 		}
 		if err != nil {
 			c.err = fmt.Errorf("%w (after %.3fs)", err, time.Since(b.base).Seconds())
+			if !b.closing.Load() {
+				// The server closed it (a limit, say): while connecting,
+				// that ends the run at once rather than at the timeout.
+				b.fail(fmt.Errorf("connection %d closed: %w", c.idx, c.err))
+			}
 			return
 		}
 		b.handle(c, buf)
@@ -430,6 +436,7 @@ func (b *bench) write(ctx context.Context, hc *http.Client, i int) {
 
 // closeAll closes every connection and waits for the readers.
 func (b *bench) closeAll() {
+	b.closing.Store(true)
 	for _, c := range b.clients {
 		if c != nil {
 			c.ws.CloseNow()

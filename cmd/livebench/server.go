@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/examples/todolist/todoapp"
+	"github.com/restlive/restlive/live"
 )
 
 // appServer is the example app serving on loopback addresses, on a fresh
@@ -107,7 +108,9 @@ func startApp(ctx context.Context, dbURL, dir string, nAddrs int, withMetrics bo
 		// what is measured.
 		BcryptCost: bcrypt.MinCost,
 		LoginRate:  -1, // one address registers them all
-		NoMetrics:  !withMetrics,
+		// Every client connects from the loopback address.
+		ConfigureLive: func(c *live.Config) { c.MaxConnectionsPerAddress = -1 },
+		NoMetrics:     !withMetrics,
 	})
 	if err != nil {
 		return nil, err
