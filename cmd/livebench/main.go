@@ -164,7 +164,7 @@ func (o options) rows() ([]row, error) {
 		conns := pick(groupConns, o.N)
 		sizes := groupSizes
 		if o.N > 0 {
-			sizes = []int{max(1, conns/10)}
+			sizes = []int{max(1, conns/100), max(1, conns/10), conns}
 		}
 		for _, g := range sizes {
 			g = min(g, conns)
