@@ -131,7 +131,7 @@ func (o options) rows() ([]row, error) {
 		instSubs, instConns, instM = 50, 5, 20
 		idle = 20
 		groupConns, groupM, groupRate = 200, 40, 200
-		groupSizes = []int{2, 20, 200}
+		groupSizes = []int{3, 30, 200} // 40 writes: some lists get 2, some 1, some none
 	}
 	if o.N > 0 {
 		watchers = []int{o.N}

@@ -184,17 +184,14 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 			return nil, err
 		}
 		tasks := make([]uint, r.Writes)
-		perList := (r.Writes + r.Subs - 1) / r.Subs
 		for l, list := range lists {
-			ids, err := insertTasks(ctx, s.setup, list, min(perList, max(0, r.Writes-l*perList)))
+			// The writes of list l are l, l + n, l + 2n... below r.Writes.
+			ids, err := insertTasks(ctx, s.setup, list, max(0, r.Writes-l+r.Subs-1)/r.Subs)
 			if err != nil {
 				return nil, err
 			}
 			for k, id := range ids {
-				// The writes of list l are l, l + n, l + 2n...
-				if i := l + k*r.Subs; i < r.Writes {
-					tasks[i] = id
-				}
+				tasks[l+k*r.Subs] = id
 			}
 		}
 		p.Conns = make([]connPlan, r.Conns)
