@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -68,10 +69,10 @@ func (v *View[M]) Check() error {
 	return err
 }
 
-// model resolves the view's field names against M's GORM schema. It runs
-// for each subscription and request: GORM parses the schema once and
-// caches it, so this costs a few map look-ups, and it spares View a hidden
-// field that would forbid copying it.
+// model resolves the view's field names against M's GORM schema, once
+// per view definition: subscriptions and requests share the result (a
+// scope keeps it), and a View needs no hidden field, which would forbid
+// copying it.
 func (v *View[M]) model() (*gormmodel.Model, error) {
 	opts := gormmodel.Options{
 		Options:  model.Options{Label: v.Label, LookupField: v.LookupField, GroupFields: v.GroupFields},
@@ -80,11 +81,30 @@ func (v *View[M]) model() (*gormmodel.Model, error) {
 	for _, d := range v.Dependencies {
 		opts.DepFields = append(opts.DepFields, d.Field)
 	}
+	if v.DB == nil {
+		return nil, fmt.Errorf("gormlive: view %q: DB is nil", v.Label)
+	}
+	key := modelKey{typ: reflect.TypeFor[M](), config: v.DB.Config, opts: fmt.Sprintf("%q", opts)}
+	if m, ok := models.Load(key); ok {
+		return m.(*gormmodel.Model), nil
+	}
 	m, err := gormmodel.Of[M](v.DB, opts)
 	if err != nil {
 		return nil, fmt.Errorf("gormlive: %w", err)
 	}
+	models.Store(key, m)
 	return m, nil
+}
+
+// models holds model's results by modelKey.
+var models sync.Map
+
+// modelKey names what a view's model depends on: M, the database's
+// configuration (its naming strategy and dialect) and the view's fields.
+type modelKey struct {
+	typ    reflect.Type
+	config *gorm.Config
+	opts   string
 }
 
 // validLabel reports whether label is "app.Model": two identifiers joined
