@@ -15,6 +15,11 @@ func (r *Reader) Status() (leading bool, published, publishErrors uint64) {
 	return r.leading.Load(), r.published.Load(), r.publishErrors.Load()
 }
 
+// ErrNoLag is Lag's error for a dialect that cannot count what its
+// reader has yet to publish: pgwal's, whose slot tells its lag in bytes of
+// write-ahead log instead (pgwal.Dialect.Status).
+var ErrNoLag = errors.New("capture: this dialect does not report its lag in changes")
+
 // A lagger is a dialect that can tell how far its reader is behind.
 type lagger interface {
 	Lag(ctx context.Context, db *sql.DB) (rows int64, oldest time.Time, err error)
@@ -27,7 +32,7 @@ type lagger interface {
 func (r *Reader) Lag(ctx context.Context) (rows int64, age time.Duration, err error) {
 	l, ok := r.dialect.(lagger)
 	if !ok {
-		return 0, 0, errors.New("capture: this dialect does not report its lag")
+		return 0, 0, ErrNoLag
 	}
 	rows, oldest, err := l.Lag(ctx, r.db)
 	if err != nil {

@@ -25,7 +25,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	// m.WatchReader(reader) and m.WatchLayer("redis", layer) likewise.
-	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// ContinueOnError: a lag the database cannot tell while it is down
+	// leaves out that metric, not all of them.
+	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 
 	families, _ := reg.Gather()
 	for _, f := range families[:3] {

@@ -1,15 +1,20 @@
 // Package metrics exposes what a restlive server does as Prometheus
 // metrics: connections and why they end, subscriptions and scopes by
 // model, frames, broadcasts, the hub's reads and resyncs, the layers'
-// broker connections and the capture reader's lag. It is the only package
+// broker connections, the capture reader's lag and its replication slot. It is the only package
 // of restlive that imports the Prometheus client: live, capture and the
 // layers offer what is observed (live.Observer, Router.Stats, Stats
 // methods), and this package registers collectors for it.
 //
-//	m, err := metrics.New(prometheus.DefaultRegisterer)
+//	reg := prometheus.NewRegistry()
+//	m, err := metrics.New(reg)
 //	router := live.NewRouter(live.Config{Observer: m})
 //	m.WatchRouter(router)
-//	http.Handle("/metrics", promhttp.Handler())
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+//
+// ContinueOnError keeps /metrics answering when a collector cannot read
+// what it reports (the capture reader's lag, with the database down):
+// promhttp's default answers 500 and hides every other metric.
 //
 // Every metric is named restlive_*, in base units, and every label takes
 // a small set of values: model labels, close reasons, error codes; never a
@@ -18,11 +23,13 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/layer"
 	"github.com/restlive/restlive/live"
 )
@@ -257,10 +264,74 @@ func (c *readerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	rows, age, err := c.r.Lag(ctx)
+	if errors.Is(err, capture.ErrNoLag) {
+		return // the slot's metrics tell it: see WatchSlot
+	}
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(readerLagRowsDesc, err)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(readerLagRowsDesc, prometheus.GaugeValue, float64(rows))
 	ch <- prometheus.MustNewConstMetric(readerLagAgeDesc, prometheus.GaugeValue, age.Seconds())
+}
+
+// SlotStats is what WatchSlot reads of the logical replication slot that
+// capture streams from: the figures of pgwal.SlotStatus, named here so
+// that this package links no PostgreSQL driver.
+type SlotStats struct {
+	Active   bool  // a reader streams from the slot now
+	Lag      int64 // bytes of write-ahead log written since the position the reader last confirmed
+	Retained int64 // bytes of write-ahead log the server keeps for the slot: the disk it costs
+	Safe     int64 // bytes that may still be written before max_slot_wal_keep_size; -1: no limit
+}
+
+// WatchSlot registers the metrics of a replication slot, which stats
+// reads at each scrape (within a second): whether a reader streams from
+// it, its lag, and the write-ahead log it holds back on the server's disk
+// (a slot keeps it even when no reader runs). With capture/pgwal:
+//
+//	m.WatchSlot(func(ctx context.Context) (metrics.SlotStats, error) {
+//		s, err := dialect.Status(ctx, db)
+//		return metrics.SlotStats{Active: s.Active, Lag: s.Lag, Retained: s.Retained, Safe: s.Safe}, err
+//	})
+//
+// Alert on restlive_capture_slot_retained_bytes growing, or on
+// restlive_capture_slot_safe_bytes nearing zero.
+func (m *Metrics) WatchSlot(stats func(context.Context) (SlotStats, error)) error {
+	return m.reg.Register(slotCollector(stats))
+}
+
+var (
+	slotActiveDesc   = prometheus.NewDesc("restlive_capture_slot_active", "Whether a reader streams from the replication slot (1) or none does (0).", nil, nil)
+	slotLagDesc      = prometheus.NewDesc("restlive_capture_slot_lag_bytes", "Write-ahead log written since the position the reader last confirmed.", nil, nil)
+	slotRetainedDesc = prometheus.NewDesc("restlive_capture_slot_retained_bytes", "Write-ahead log the server keeps for the replication slot.", nil, nil)
+	slotSafeDesc     = prometheus.NewDesc("restlive_capture_slot_safe_bytes", "Write-ahead log that may still be written before the slot passes max_slot_wal_keep_size (absent when unlimited).", nil, nil)
+)
+
+type slotCollector func(context.Context) (SlotStats, error)
+
+func (c slotCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{slotActiveDesc, slotLagDesc, slotRetainedDesc, slotSafeDesc} {
+		ch <- d
+	}
+}
+
+func (c slotCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s, err := c(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(slotLagDesc, err)
+		return
+	}
+	active := 0.0
+	if s.Active {
+		active = 1
+	}
+	ch <- prometheus.MustNewConstMetric(slotActiveDesc, prometheus.GaugeValue, active)
+	ch <- prometheus.MustNewConstMetric(slotLagDesc, prometheus.GaugeValue, float64(s.Lag))
+	ch <- prometheus.MustNewConstMetric(slotRetainedDesc, prometheus.GaugeValue, float64(s.Retained))
+	if s.Safe >= 0 {
+		ch <- prometheus.MustNewConstMetric(slotSafeDesc, prometheus.GaugeValue, float64(s.Safe))
+	}
 }

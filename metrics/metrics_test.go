@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/glebarez/go-sqlite"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/live"
@@ -103,6 +106,17 @@ func TestReaderLag(t *testing.T) {
 	<-done
 	if got := gather(t, reg)["restlive_capture_leader"]; got != 0 {
 		t.Fatalf("leader %v after the reader stopped", got)
+	}
+
+	// With the database gone, the lag cannot be read: /metrics answers
+	// with everything else.
+	db.Close()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, "restlive_capture_published_total 12") || strings.Contains(body, "restlive_capture_lag_rows") {
+		t.Fatalf("/metrics with the database closed: %d\n%s", rec.Code, body)
 	}
 }
 

@@ -93,7 +93,8 @@
 // a snapshot; changes committed in between are not published). The reader
 // warns when the setting is unlimited, and of slots named restlive_… that
 // no reader streams from. Dialect.Status reports the slot's lag and the
-// log it retains, for monitoring; Dialect.Drop removes the slot, the
+// log it retains, for monitoring (metrics.WatchSlot makes Prometheus
+// gauges of it); Dialect.Drop removes the slot, the
 // publication and the tables of a deployment retired for good.
 //
 // # History

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/capture/internal/capturetest"
 	"github.com/restlive/restlive/capture/internal/outbox"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/metrics"
 )
 
 // TestCommitOrder: transactions are published after they commit, whole,
@@ -385,6 +388,68 @@ func TestStatus(t *testing.T) {
 	if _, err := dialect.Status(ctx, d.DB); !errors.Is(err, ErrNoSlot) {
 		t.Errorf("status after Drop: %v, want ErrNoSlot", err)
 	}
+}
+
+// TestSlotMetrics: the slot's figures reach Prometheus through
+// metrics.WatchSlot as the package documentation shows, and the reader's
+// own metrics leave out the lag in changes, which a slot cannot count,
+// instead of failing the scrape.
+func TestSlotMetrics(t *testing.T) {
+	dialect := New(Config{})
+	d := openWith(t, dialect)
+	d.Install(t, capturetest.Tasks)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchSlot(func(ctx context.Context) (metrics.SlotStats, error) {
+		s, err := dialect.Status(ctx, d.DB)
+		return metrics.SlotStats{Active: s.Active, Lag: s.Lag, Retained: s.Retained, Safe: s.Safe}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := capture.NewReader(d.DB, dialect, capture.Config{Publisher: capturetest.NewRecorder(), Logger: capturetest.Quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchReader(reader); err != nil {
+		t.Fatal(err)
+	}
+	gather := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, f := range families {
+			out[f.GetName()] = f.Metric[0].GetGauge().GetValue() + f.Metric[0].GetCounter().GetValue()
+		}
+		return out
+	}
+	before := gather()
+	d.Exec(t, `INSERT INTO tasks (list_id) SELECT 14 FROM generate_series(1, 1000)`)
+	stopped := gather()
+	if stopped["restlive_capture_slot_active"] != 0 || stopped["restlive_capture_slot_lag_bytes"] <= before["restlive_capture_slot_lag_bytes"] ||
+		stopped["restlive_capture_slot_retained_bytes"] < stopped["restlive_capture_slot_lag_bytes"] {
+		t.Fatalf("no reader, after 1,000 inserts: %v; before: %v", stopped, before)
+	}
+	if _, ok := stopped["restlive_capture_slot_safe_bytes"]; ok {
+		t.Errorf("safe bytes reported with max_slot_wal_keep_size unlimited: %v", stopped)
+	}
+	if _, ok := stopped["restlive_capture_lag_rows"]; ok {
+		t.Errorf("a lag in rows from a slot: %v", stopped)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); reader.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the reader streams and confirms what it published", func() bool {
+		got := gather()
+		return got["restlive_capture_slot_active"] == 1 && got["restlive_capture_published_total"] == 1000 &&
+			got["restlive_capture_slot_lag_bytes"] < stopped["restlive_capture_slot_lag_bytes"]
+	})
 }
 
 // TestRole: what the package documentation asks of the application's
