@@ -75,6 +75,12 @@ type Task struct {
 const (
 	// maxIdleConns is how many database connections stay open while idle.
 	maxIdleConns = 16
+	// maxOpenConns bounds the database connections: a thousand clients
+	// reconnecting at once after a deploy subscribe at once, and without
+	// a bound each of their reads would open a connection (a process, on
+	// PostgreSQL) until the server refuses them. Past it, queries wait
+	// for a connection, within their request's deadline.
+	maxOpenConns = 64
 
 	maxNameLen = 200
 	maxTextLen = 1000
@@ -247,7 +253,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	mux.Handle("/api/lists/", a.api)
 	mux.Handle("/api/tasks/", a.api)
 	mux.Handle("/ws/subscribe/", a.api)
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// ContinueOnError: with the database down, /metrics still answers
+	// with all it can (the reader's lag, which reads it, left out).
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("/healthz", a.healthz)
 	mux.HandleFunc("/readyz", a.readyz)
 	mux.Handle("/", readOnly(http.FileServerFS(web)))
@@ -345,6 +353,7 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 	// parallel: with so few, most queries would open a connection (a
 	// process, on PostgreSQL) and close it again.
 	a.sqlDB.SetMaxIdleConns(maxIdleConns)
+	a.sqlDB.SetMaxOpenConns(maxOpenConns)
 	a.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return nil
 }
