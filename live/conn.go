@@ -272,7 +272,15 @@ func checkOrigin(r *http.Request, patterns []string) error {
 	return errors.New("origin refused: " + u.Host + " is not an allowed origin")
 }
 
+// readLoop reads frames until the connection ends, and hands each to a
+// goroutine of its own to handle, waiting for it: frames are handled one
+// at a time, in order. The read loop lives as long as the connection, and
+// a goroutine's stack does not shrink while it uses more than a quarter
+// of it: a subscription's read of its scope (the driver, the view, JSON)
+// would grow it to 8 KiB or more and leave it so while the connection
+// idles in Read, which needs far less.
 func (c *conn) readLoop() error {
+	done := make(chan struct{})
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
@@ -282,7 +290,11 @@ func (c *conn) readLoop() error {
 			c.close(statusUnsupportedData, "binary frames are not supported: send JSON text frames", ReasonProtocol, "binary frame")
 			return errors.New("binary frame")
 		}
-		c.handle(data)
+		go func() {
+			c.handle(data)
+			done <- struct{}{}
+		}()
+		<-done
 	}
 }
 
