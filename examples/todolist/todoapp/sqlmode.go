@@ -153,60 +153,69 @@ func (a *App) startSQL(ctx context.Context, lcfg live.Config) error {
 // listResource is how the REST handlers read, decode, check and write
 // lists.
 func listResource(api *sqlAPI) resource {
-	v := api.lists
-	return resource{
-		label: v.Label,
-		table: "lists",
-		request: func(r *http.Request, action live.Action, id live.Identity) *live.Request {
-			return v.Request(r, action, id, nil)
-		},
-		allow: v.Allow,
-		id:    func(row any) int64 { return row.(*listRow).ID },
-		page: func(ctx context.Context, req *live.Request, offset, limit int) ([][]byte, int, error) {
-			rows, n, err := v.Page(ctx, req, offset, limit)
-			return encodeAll(ctx, v, req, rows, n, err)
-		},
-		get: func(ctx context.Context, req *live.Request, lookup string) (any, error) {
-			return v.Get(ctx, req, lookup)
-		},
-		encode: func(ctx context.Context, req *live.Request, row any) ([]byte, error) {
-			return v.Encode(ctx, req, row.(*listRow))
-		},
-		reread: func(ctx context.Context, req *live.Request, id int64) (any, error) {
-			return reread(ctx, v, req, id)
-		},
-		decode: func(ctx context.Context, req *live.Request, body []byte, stored any) (write, error) {
-			var l List
-			if r, ok := stored.(*listRow); ok {
-				l = List{ID: uint(r.ID), Name: r.Name, Public: r.Public, OwnerID: uint(r.OwnerID)}
-			}
-			if err := decodeList(ctx, req, body, &l); err != nil {
-				return write{}, err
-			}
-			if err := validateList(req, &l); err != nil {
-				return write{}, err
-			}
-			return write{table: "lists", columns: []string{"name", "public", "owner_id"}, values: []any{l.Name, l.Public, int64(l.OwnerID)}}, nil
-		},
-		columns: func(row any) []any {
-			r := row.(*listRow)
-			return []any{r.Name, r.Public, r.OwnerID}
-		},
+	res := resourceOf(api.lists, "lists", func(r *listRow) int64 { return r.ID })
+	res.decode = func(ctx context.Context, req *live.Request, body []byte, stored any) (write, error) {
+		var l List
+		if r, ok := stored.(*listRow); ok {
+			l = List{ID: uint(r.ID), Name: r.Name, Public: r.Public, OwnerID: uint(r.OwnerID)}
+		}
+		if err := decodeList(ctx, req, body, &l); err != nil {
+			return write{}, err
+		}
+		if err := validateList(req, &l); err != nil {
+			return write{}, err
+		}
+		return write{table: "lists", columns: []string{"name", "public", "owner_id"}, values: []any{l.Name, l.Public, int64(l.OwnerID)}}, nil
 	}
+	res.columns = func(row any) []any {
+		r := row.(*listRow)
+		return []any{r.Name, r.Public, r.OwnerID}
+	}
+	return res
 }
 
 // taskResource is how the REST handlers read, decode, check and write
 // tasks.
 func taskResource(api *sqlAPI) resource {
-	v := api.tasks
+	res := resourceOf(api.tasks, "tasks", func(r *taskRow) int64 { return r.ID })
+	res.decode = func(ctx context.Context, req *live.Request, body []byte, stored any) (write, error) {
+		var t Task
+		if r, ok := stored.(*taskRow); ok {
+			t = Task{ID: uint(r.ID), Text: r.Text, Done: r.Done, ListID: uint(r.ListID)}
+		}
+		if err := decodeTask(ctx, req, body, &t); err != nil {
+			return write{}, err
+		}
+		// The task's list must be one the user sees: the lists view's
+		// queryset says which, as it does for subscribers.
+		visible, err := api.lists.Find(ctx, req, strconv.FormatUint(uint64(t.ListID), 10))
+		if err != nil {
+			return write{}, err
+		}
+		if err := validateTask(&t, len(visible) > 0); err != nil {
+			return write{}, err
+		}
+		return write{table: "tasks", columns: []string{"text", "done", "list_id"}, values: []any{t.Text, t.Done, int64(t.ListID)}}, nil
+	}
+	res.columns = func(row any) []any {
+		r := row.(*taskRow)
+		return []any{r.Text, r.Done, r.ListID}
+	}
+	return res
+}
+
+// resourceOf is what every resource reads through its view v, whose
+// rows are *R with the primary key id: the requests, the page, the
+// instance and its JSON are the view's, as subscribers get them.
+func resourceOf[R any](v *sqlview.View[R], table string, id func(*R) int64) resource {
 	return resource{
 		label: v.Label,
-		table: "tasks",
-		request: func(r *http.Request, action live.Action, id live.Identity) *live.Request {
-			return v.Request(r, action, id, nil)
+		table: table,
+		request: func(r *http.Request, action live.Action, who live.Identity) *live.Request {
+			return v.Request(r, action, who, nil)
 		},
 		allow: v.Allow,
-		id:    func(row any) int64 { return row.(*taskRow).ID },
+		id:    func(row any) int64 { return id(row.(*R)) },
 		page: func(ctx context.Context, req *live.Request, offset, limit int) ([][]byte, int, error) {
 			rows, n, err := v.Page(ctx, req, offset, limit)
 			return encodeAll(ctx, v, req, rows, n, err)
@@ -215,33 +224,10 @@ func taskResource(api *sqlAPI) resource {
 			return v.Get(ctx, req, lookup)
 		},
 		encode: func(ctx context.Context, req *live.Request, row any) ([]byte, error) {
-			return v.Encode(ctx, req, row.(*taskRow))
+			return v.Encode(ctx, req, row.(*R))
 		},
 		reread: func(ctx context.Context, req *live.Request, id int64) (any, error) {
 			return reread(ctx, v, req, id)
-		},
-		decode: func(ctx context.Context, req *live.Request, body []byte, stored any) (write, error) {
-			var t Task
-			if r, ok := stored.(*taskRow); ok {
-				t = Task{ID: uint(r.ID), Text: r.Text, Done: r.Done, ListID: uint(r.ListID)}
-			}
-			if err := decodeTask(ctx, req, body, &t); err != nil {
-				return write{}, err
-			}
-			// The task's list must be one the user sees: the lists view's
-			// queryset says which, as it does for subscribers.
-			visible, err := api.lists.Find(ctx, req, strconv.FormatUint(uint64(t.ListID), 10))
-			if err != nil {
-				return write{}, err
-			}
-			if err := validateTask(&t, len(visible) > 0); err != nil {
-				return write{}, err
-			}
-			return write{table: "tasks", columns: []string{"text", "done", "list_id"}, values: []any{t.Text, t.Done, int64(t.ListID)}}, nil
-		},
-		columns: func(row any) []any {
-			r := row.(*taskRow)
-			return []any{r.Text, r.Done, r.ListID}
 		},
 	}
 }
