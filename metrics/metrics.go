@@ -1,10 +1,11 @@
 // Package metrics exposes what a restlive server does as Prometheus
 // metrics: connections and why they end, subscriptions and scopes by
 // model, frames, broadcasts, the hub's reads and resyncs, the layers'
-// broker connections, the capture reader's lag and its replication slot. It is the only package
-// of restlive that imports the Prometheus client: live, capture and the
-// layers offer what is observed (live.Observer, Router.Stats, Stats
-// methods), and this package registers collectors for it.
+// broker connections, the capture reader's lag and its replication slot.
+// It is the only package of restlive that imports the Prometheus client:
+// live, capture and the layers offer what is observed (live.Observer,
+// Router.Stats, Stats methods), and this package registers collectors for
+// it.
 //
 //	reg := prometheus.NewRegistry()
 //	m, err := metrics.New(reg)
