@@ -144,5 +144,14 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if r.Buffered() == 0 {
 		r = bufio.NewReaderSize(nc, 512)
 	}
-	return w.conn, bufio.NewReadWriter(r, bufio.NewWriterSize(w.conn, 512)), nil
+	return w.conn, bufio.NewReadWriter(r, bufio.NewWriterSize(w.conn, hijackWriteBuffer)), nil
 }
+
+// hijackWriteBuffer is the size of the writer in front of a WebSocket's
+// coalescer, a cost every connection pays for its life. Small is enough:
+// coder/websocket writes a frame's header into it and a payload larger
+// than what is left straight through, to the coalescer, which buffers the
+// batch. (The reader keeps 512 bytes: a client's frame is read whole in
+// one call, so one the router refuses as too large is still taken off
+// the wire before the close.)
+const hijackWriteBuffer = 64
