@@ -122,7 +122,7 @@ type member struct {
 type family struct {
 	key familyKey
 
-	groups map[*group]struct{} // under hub.mu
+	groups int // how many groups it has, under hub.mu
 
 	mu   sync.Mutex
 	work map[*group]*work
@@ -396,7 +396,7 @@ func (h *hub) familyOf(key groupKey, scope Scope) *family {
 	}
 	f := h.families[fk]
 	if f == nil {
-		f = &family{key: fk, groups: make(map[*group]struct{})}
+		f = &family{key: fk}
 		h.families[fk] = f
 	}
 	return f
@@ -414,7 +414,7 @@ func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope 
 		scope: scope, subs: make(map[*subscription]struct{}),
 	}
 	g.family = h.familyOf(key, scope)
-	g.family.groups[g] = struct{}{}
+	g.family.groups++
 	h.groups[key] = g
 	addTo(h.byTopic, g.topic, g)
 	for _, t := range g.deps {
@@ -490,8 +490,8 @@ func (h *hub) drop(g *group) {
 	for pk := range g.members {
 		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
 	}
-	delete(g.family.groups, g)
-	if len(g.family.groups) == 0 && h.families[g.family.key] == g.family {
+	g.family.groups--
+	if g.family.groups == 0 && h.families[g.family.key] == g.family {
 		delete(h.families, g.family.key)
 	}
 }
