@@ -16,6 +16,7 @@ import (
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/internal/model"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest/drf"
 )
 
 // request builds the live.Request views see for r: only the arguments and
@@ -257,7 +258,7 @@ func (h *handler[M]) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p.body(r))
+	drf.WriteJSON(w, http.StatusOK, p.body(r))
 }
 
 func (h *handler[M]) retrieve(w http.ResponseWriter, r *http.Request, lookup string) {
@@ -274,7 +275,7 @@ func (h *handler[M]) retrieve(w http.ResponseWriter, r *http.Request, lookup str
 		h.fail(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	drf.WriteJSON(w, http.StatusOK, out)
 }
 
 func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
@@ -301,7 +302,7 @@ func (h *handler[M]) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	drf.WriteJSON(w, http.StatusCreated, out)
 }
 
 // update serves "update" and "partial_update": both change the fields the
@@ -343,7 +344,7 @@ func (h *handler[M]) update(w http.ResponseWriter, r *http.Request, lookup strin
 		h.fail(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	drf.WriteJSON(w, http.StatusOK, out)
 }
 
 func (h *handler[M]) destroy(w http.ResponseWriter, r *http.Request, lookup string) {

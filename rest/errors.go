@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest/drf"
 )
 
 // notAuthenticated answers a refusal of an anonymous request: logging in
@@ -32,13 +32,13 @@ func (h *handler[M]) fail(w http.ResponseWriter, req *live.Request, err error) {
 			if h.cfg.Challenge != "" {
 				w.Header().Set("WWW-Authenticate", h.cfg.Challenge)
 			}
-			writeDetail(w, http.StatusUnauthorized, refusal.Message)
+			drf.WriteDetail(w, http.StatusUnauthorized, refusal.Message)
 			return
 		}
 	case errors.As(err, &fields):
 		body, merr := json.Marshal(fields)
 		if merr == nil {
-			writeJSON(w, http.StatusBadRequest, body)
+			drf.WriteJSON(w, http.StatusBadRequest, body)
 			return
 		}
 		err = merr
@@ -47,17 +47,17 @@ func (h *handler[M]) fail(w http.ResponseWriter, req *live.Request, err error) {
 			if h.cfg.Challenge != "" {
 				w.Header().Set("WWW-Authenticate", h.cfg.Challenge)
 			}
-			writeDetail(w, http.StatusUnauthorized, notAuthenticated)
+			drf.WriteDetail(w, http.StatusUnauthorized, notAuthenticated)
 			return
 		}
-		writeDetail(w, refusal.Code, refusal.Message)
+		drf.WriteDetail(w, refusal.Code, refusal.Message)
 		return
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		// Reported only when the DB's gorm.Config has TranslateError.
-		writeDetail(w, http.StatusBadRequest, "An instance with these values already exists.")
+		drf.WriteDetail(w, http.StatusBadRequest, "An instance with these values already exists.")
 		return
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
-		writeDetail(w, http.StatusBadRequest, "A related instance does not exist.")
+		drf.WriteDetail(w, http.StatusBadRequest, "A related instance does not exist.")
 		return
 	}
 	ctx := req.HTTP.Context()
@@ -68,21 +68,7 @@ func (h *handler[M]) fail(w http.ResponseWriter, req *live.Request, err error) {
 		return
 	}
 	h.cfg.Logger.ErrorContext(ctx, "rest: request failed", "model", h.view.Label, "action", req.Action, "err", err)
-	writeDetail(w, http.StatusInternalServerError, "A server error occurred.")
-}
-
-func writeDetail(w http.ResponseWriter, code int, detail string) {
-	body, _ := json.Marshal(struct {
-		Detail string `json:"detail"`
-	}{detail})
-	writeJSON(w, code, body)
-}
-
-func writeJSON(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(code)
-	_, _ = w.Write(body) // a client that went away is not an error to report
+	drf.WriteDetail(w, http.StatusInternalServerError, "A server error occurred.")
 }
 
 // inTx runs fn in a transaction, which ctx carries for the view's hooks

@@ -1,17 +1,14 @@
 package rest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"gorm.io/gorm"
 
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest/drf"
 )
 
 // page is one page of a list, as Django REST Framework's
@@ -23,18 +20,10 @@ type page struct {
 	n             int    // how many
 }
 
-// page reads ?limit= and ?offset=. Values that are not positive integers
-// are ignored, and a limit beyond the view's maximum is the maximum, as in
-// Django REST Framework.
+// page reads ?limit= and ?offset= (see drf.Limits).
 func (h *handler[M]) page(r *http.Request) *page {
-	p := &page{limit: h.pageSize}
-	q := r.URL.Query()
-	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 {
-		p.limit = min(n, h.maxPageSize)
-	}
-	if n, err := strconv.Atoi(q.Get("offset")); err == nil && n > 0 {
-		p.offset = n
-	}
+	p := &page{}
+	p.limit, p.offset = drf.Limits(r, h.pageSize, h.maxPageSize)
 	return p
 }
 
@@ -99,49 +88,5 @@ func (p *page) add(instance []byte) {
 
 // body returns the page as JSON, with the URLs of the pages around it.
 func (p *page) body(r *http.Request) []byte {
-	b := []byte(`{"count":`)
-	b = strconv.AppendInt(b, p.count, 10)
-	b = append(b, `,"next":`...)
-	if next := p.offset + p.limit; int64(next) < p.count {
-		b = appendURL(b, r, p.limit, next)
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"previous":`...)
-	if p.offset > 0 {
-		b = appendURL(b, r, p.limit, max(0, p.offset-p.limit))
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"results":[`...)
-	b = append(b, p.results...)
-	return append(b, "]}"...)
-}
-
-// appendURL appends, as a JSON string, the absolute URL of the request
-// with limit and offset (left out when 0, as Django REST Framework does).
-func appendURL(b []byte, r *http.Request, limit, offset int) []byte {
-	u, err := url.ParseRequestURI(r.RequestURI)
-	if err != nil {
-		u = &url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-	}
-	u.Scheme, u.Host = "http", r.Host
-	if r.TLS != nil {
-		u.Scheme = "https"
-	}
-	q := u.Query()
-	q.Set("limit", strconv.Itoa(limit))
-	if offset > 0 {
-		q.Set("offset", strconv.Itoa(offset))
-	} else {
-		q.Del("offset")
-	}
-	u.RawQuery = q.Encode()
-	// Without HTML escaping, "&" stays "&", as Django REST Framework
-	// writes it.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(u.String()) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	return drf.Page(r, p.count, p.limit, p.offset, p.results)
 }

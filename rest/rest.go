@@ -21,6 +21,7 @@ import (
 	"github.com/restlive/restlive/internal/model"
 	"github.com/restlive/restlive/internal/model/gormmodel"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest/drf"
 )
 
 // Config configures a Handler. Its zero value serves every request as
@@ -180,7 +181,7 @@ func (h *handler[M]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	lookup, err := url.PathUnescape(p)
 	if err != nil || strings.Contains(p, "/") {
-		writeDetail(w, http.StatusNotFound, "Not found.")
+		drf.WriteDetail(w, http.StatusNotFound, "Not found.")
 		return
 	}
 	switch r.Method {
@@ -219,5 +220,5 @@ func (h *handler[M]) methods(w http.ResponseWriter, r *http.Request, allow strin
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+	drf.WriteDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/restlive/restlive/gormlive"
 	"github.com/restlive/restlive/live"
+	"github.com/restlive/restlive/rest/drf"
 )
 
 // The SQL mode's REST handlers: what a team without an ORM writes. Every
@@ -22,7 +23,8 @@ import (
 // Find, Encode), so a GET answers with the rows, permissions and bytes a
 // subscriber of the same view gets; writes are plain SQL statements. The
 // answers are those of package rest, which the GORM mode serves, as
-// Django REST Framework gives them.
+// Django REST Framework gives them: pages and error details are written
+// by rest/drf, as rest writes them.
 
 // A resource is what the handlers need of a model: its view's reads,
 // and how a request body becomes a write.
@@ -80,7 +82,7 @@ func (api *sqlAPI) handler(res resource) http.Handler {
 		}
 		lookup, err := url.PathUnescape(p)
 		if err != nil || strings.Contains(p, "/") {
-			writeDetail(w, http.StatusNotFound, "Not found.")
+			drf.WriteDetail(w, http.StatusNotFound, "Not found.")
 			return
 		}
 		switch r.Method {
@@ -109,7 +111,7 @@ func methods(w http.ResponseWriter, r *http.Request, allow string) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
+	drf.WriteDetail(w, http.StatusMethodNotAllowed, `Method "`+r.Method+`" not allowed.`)
 }
 
 // start authenticates r, builds the view's request and checks its
@@ -120,7 +122,7 @@ func (api *sqlAPI) start(w http.ResponseWriter, r *http.Request, res resource, a
 		var refusal *live.Error
 		if errors.As(err, &refusal) && (refusal.Code == 401 || refusal.Code == 403) {
 			w.Header().Set("WWW-Authenticate", "Token")
-			writeDetail(w, http.StatusUnauthorized, refusal.Message)
+			drf.WriteDetail(w, http.StatusUnauthorized, refusal.Message)
 		} else {
 			api.fail(w, &live.Request{HTTP: r, Action: action}, res, err)
 		}
@@ -142,20 +144,13 @@ func (api *sqlAPI) list(w http.ResponseWriter, r *http.Request, res resource) {
 	if req == nil {
 		return
 	}
-	limit, offset := pageSize, 0
-	q := r.URL.Query()
-	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 {
-		limit = min(n, maxPageSize)
-	}
-	if n, err := strconv.Atoi(q.Get("offset")); err == nil && n > 0 {
-		offset = n
-	}
+	limit, offset := drf.Limits(r, pageSize, maxPageSize)
 	instances, count, err := res.page(r.Context(), req, offset, limit)
 	if err != nil {
 		api.fail(w, req, res, err)
 		return
 	}
-	writeBody(w, http.StatusOK, pageBody(r, instances, count, offset, limit))
+	drf.WriteJSON(w, http.StatusOK, drf.Page(r, int64(count), limit, offset, bytes.Join(instances, []byte(","))))
 }
 
 func (api *sqlAPI) retrieve(w http.ResponseWriter, r *http.Request, res resource, lookup string) {
@@ -172,7 +167,7 @@ func (api *sqlAPI) retrieve(w http.ResponseWriter, r *http.Request, res resource
 		api.fail(w, req, res, err)
 		return
 	}
-	writeBody(w, http.StatusOK, out)
+	drf.WriteJSON(w, http.StatusOK, out)
 }
 
 func (api *sqlAPI) create(w http.ResponseWriter, r *http.Request, res resource) {
@@ -199,7 +194,7 @@ func (api *sqlAPI) create(w http.ResponseWriter, r *http.Request, res resource) 
 		api.fail(w, req, res, err)
 		return
 	}
-	writeBody(w, http.StatusCreated, out)
+	drf.WriteJSON(w, http.StatusCreated, out)
 }
 
 // update serves "update" and "partial_update". Only the columns whose
@@ -236,7 +231,7 @@ func (api *sqlAPI) update(w http.ResponseWriter, r *http.Request, res resource, 
 		api.fail(w, req, res, err)
 		return
 	}
-	writeBody(w, http.StatusOK, out)
+	drf.WriteJSON(w, http.StatusOK, out)
 }
 
 func (api *sqlAPI) destroy(w http.ResponseWriter, r *http.Request, res resource, lookup string) {
@@ -329,15 +324,15 @@ func (api *sqlAPI) fail(w http.ResponseWriter, req *live.Request, res resource, 
 	switch {
 	case errors.As(err, &fields):
 		body, _ := json.Marshal(fields)
-		writeBody(w, http.StatusBadRequest, body)
+		drf.WriteJSON(w, http.StatusBadRequest, body)
 		return
 	case errors.As(err, &refusal) && refusal.Code >= 400 && refusal.Code <= 599:
 		if refusal.Code == http.StatusForbidden && req.Anonymous() {
 			w.Header().Set("WWW-Authenticate", "Token")
-			writeDetail(w, http.StatusUnauthorized, notAuthenticated)
+			drf.WriteDetail(w, http.StatusUnauthorized, notAuthenticated)
 			return
 		}
-		writeDetail(w, refusal.Code, refusal.Message)
+		drf.WriteDetail(w, refusal.Code, refusal.Message)
 		return
 	}
 	ctx := req.HTTP.Context()
@@ -345,67 +340,5 @@ func (api *sqlAPI) fail(w http.ResponseWriter, req *live.Request, res resource, 
 		return // the client has gone: nobody to answer
 	}
 	api.app.log.ErrorContext(ctx, "todolist: request failed", "model", res.label, "action", req.Action, "err", err)
-	writeDetail(w, http.StatusInternalServerError, "A server error occurred.")
-}
-
-func writeDetail(w http.ResponseWriter, code int, detail string) {
-	body, _ := json.Marshal(struct {
-		Detail string `json:"detail"`
-	}{detail})
-	writeBody(w, code, body)
-}
-
-func writeBody(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(code)
-	w.Write(body)
-}
-
-// pageBody is a page of a list as Django REST Framework's
-// LimitOffsetPagination answers it.
-func pageBody(r *http.Request, instances [][]byte, count, offset, limit int) []byte {
-	b := []byte(`{"count":`)
-	b = strconv.AppendInt(b, int64(count), 10)
-	b = append(b, `,"next":`...)
-	if next := offset + limit; next < count {
-		b = appendPageURL(b, r, limit, next)
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"previous":`...)
-	if offset > 0 {
-		b = appendPageURL(b, r, limit, max(0, offset-limit))
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"results":[`...)
-	b = append(b, bytes.Join(instances, []byte(","))...)
-	return append(b, "]}"...)
-}
-
-// appendPageURL appends, as a JSON string, the absolute URL of r with
-// limit and offset (left out when 0).
-func appendPageURL(b []byte, r *http.Request, limit, offset int) []byte {
-	u, err := url.ParseRequestURI(r.RequestURI)
-	if err != nil {
-		u = &url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-	}
-	u.Scheme, u.Host = "http", r.Host
-	if r.TLS != nil {
-		u.Scheme = "https"
-	}
-	q := u.Query()
-	q.Set("limit", strconv.Itoa(limit))
-	if offset > 0 {
-		q.Set("offset", strconv.Itoa(offset))
-	} else {
-		q.Del("offset")
-	}
-	u.RawQuery = q.Encode()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // "&" stays "&", as Django REST Framework writes it
-	_ = enc.Encode(u.String())
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+	drf.WriteDetail(w, http.StatusInternalServerError, "A server error occurred.")
 }
