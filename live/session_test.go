@@ -1,7 +1,6 @@
 package live_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,27 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/live/livetest"
 )
-
-// syncBuffer is a log destination tests read while the router writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // dial opens a raw WebSocket to the router that the test reads, or not.
 func dial(t *testing.T, rt *live.Router) *websocket.Conn {
@@ -54,7 +36,7 @@ func dial(t *testing.T, rt *live.Router) *websocket.Conn {
 // A peer that stops answering pings is taken for dead and closed; one
 // that reads (and so answers them) stays.
 func TestDeadPeerIsClosed(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.Logs{}
 	f := newFixture(t, live.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	alive := f.connect(t, "")
 	subscribe(t, alive, map[string]any{"request_id": 1, "model": "app.Todo", "group_by": "list_id", "value": 2})
@@ -111,7 +93,7 @@ func TestShutdownDeadline(t *testing.T) {
 // A client that stops reading is closed as a slow consumer once the bytes
 // queued for it pass the limit, and the log says so.
 func TestSlowConsumerByBytes(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.Logs{}
 	f := newFixture(t, live.Config{SendQueueBytes: 256 << 10, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	slow := dial(t, f.router)
 	ctx := context.Background()

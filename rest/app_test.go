@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/glebarez/sqlite"
@@ -17,6 +16,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/restlive/restlive/gormlive"
+	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/rest"
 )
@@ -86,7 +86,7 @@ type app struct {
 	tasks *gormlive.View[Task]
 	mux   *http.ServeMux
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *testenv.Logs
 }
 
 func openDB(t testing.TB) *gorm.DB {
@@ -110,7 +110,7 @@ func newApp(t testing.TB) *app {
 	if err := db.AutoMigrate(&List{}, &Task{}); err != nil {
 		t.Fatal(err)
 	}
-	a := &app{db: db, logs: &syncBuffer{}}
+	a := &app{db: db, logs: &testenv.Logs{}}
 	a.lists = &gormlive.View[List]{
 		Label: "todolist.List",
 		DB:    db,
@@ -265,21 +265,3 @@ func (a *app) must(t *testing.T, code int, method, path, token, body string) str
 }
 
 func newLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
-// syncBuffer collects log output written by server goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/restlive/restlive/gormlive"
+	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/rest"
 )
@@ -148,7 +149,7 @@ func TestViewHooks(t *testing.T) {
 			return map[string]any{"text": task.Text}, nil
 		},
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Logs{}
 	h := rest.Handler(tasks, rest.Config{
 		Args:         func(r *http.Request) map[string]string { return map[string]string{"list": r.PathValue("list")} },
 		MaxBodyBytes: 10,

@@ -1,7 +1,6 @@
 package pgwal
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/restlive/restlive/capture"
 	"github.com/restlive/restlive/capture/internal/capturetest"
 	"github.com/restlive/restlive/capture/internal/outbox"
+	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/metrics"
 )
@@ -299,24 +299,6 @@ func TestHistoryWaitsForTheReader(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer a logger may write from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSlotGone: a slot dropped while no reader ran (as the server drops
 // one it invalidated past max_slot_wal_keep_size) is made anew by the
 // reader, which says what was lost; the sequence goes on in another
@@ -333,7 +315,7 @@ func TestSlotGone(t *testing.T) {
 	before := capturetest.WaitHead(t, h, 1)
 	d.Exec(t, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`)
 	d.Exec(t, `INSERT INTO tasks (id, list_id) VALUES (2, 14)`) // never read
-	var logs syncBuffer
+	var logs testenv.Logs
 	capturetest.StartReader(t, d, capture.Config{Publisher: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	waitFor(t, "the reader streams from a new slot", func() bool {
 		var n int
