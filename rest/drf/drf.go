@@ -36,8 +36,8 @@ func Page(r *http.Request, count int64, limit, offset int, results []byte) []byt
 	b := []byte(`{"count":`)
 	b = strconv.AppendInt(b, count, 10)
 	b = append(b, `,"next":`...)
-	if next := offset + limit; int64(next) < count {
-		b = appendURL(b, r, limit, next)
+	if int64(limit) < count-int64(offset) { // offset+limit < count, which may overflow
+		b = appendURL(b, r, limit, offset+limit)
 	} else {
 		b = append(b, "null"...)
 	}
