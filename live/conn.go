@@ -279,10 +279,16 @@ func checkOrigin(r *http.Request, patterns []string) error {
 // of it: a subscription's read of its scope (the driver, the view, JSON)
 // would grow it to 8 KiB or more and leave it so while the connection
 // idles in Read, which needs far less.
+//
+// Read gets a context that is never cancelled: the connection ends by
+// closing its socket, which ends Read, and coder/websocket registers a
+// context.AfterFunc per Read on a context that can be (0.4 KiB that an
+// idle connection would keep).
 func (c *conn) readLoop() error {
 	done := make(chan struct{})
+	ctx := context.WithoutCancel(c.ctx)
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			return err
 		}
