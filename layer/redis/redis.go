@@ -206,14 +206,14 @@ func (l *Layer) Publish(ctx context.Context, changes []live.Change) error {
 	})
 }
 
-// Receive adds a receiver: deliver is called, one call at a time, with the
-// changes of the topics the receiver joins. deliver should return soon;
-// while receivers are far behind, the layer stops reading from Redis. ctx
 // Stats returns the layer's counters, for metrics: whether the broker
 // connection is up, how often it came back, the messages published and
 // received, and the drops reported as missed.
 func (l *Layer) Stats() layer.Stats { return l.f.Stats() }
 
+// Receive adds a receiver: deliver is called, one call at a time, with the
+// changes of the topics the receiver joins. deliver should return soon;
+// while receivers are far behind, the layer stops reading from Redis. ctx
 // only bounds the call: the receiver lives until closed.
 func (l *Layer) Receive(_ context.Context, deliver func(live.Delivery)) (live.Receiver, error) {
 	return l.f.Receive(deliver)
