@@ -412,7 +412,7 @@ func (b *bench) write(ctx context.Context, hc *http.Client, i int) {
 		msg := fmt.Sprintf("write %d (%s %s): %v", i, w.Method, w.Path, err)
 		b.writeErr.CompareAndSwap(nil, &msg)
 	}
-	req, err := http.NewRequestWithContext(ctx, w.Method, b.p.WriteURL+w.Path, strings.NewReader(w.Body))
+	req, err := http.NewRequestWithContext(ctx, w.Method, b.p.WriteURLs[i%len(b.p.WriteURLs)]+w.Path, strings.NewReader(w.Body))
 	if err != nil {
 		fail(err)
 		return

@@ -265,7 +265,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 			return nil, err
 		}
 		closeFn = f.close
-		p = &plan{WriteURL: "http://" + f.addrs[0]}
+		p = &plan{WriteURLs: []string{"http://" + f.addrs[0]}}
 		for _, a := range f.addrs {
 			p.WSURLs = append(p.WSURLs, "ws://"+a+"/ws")
 		}
@@ -287,10 +287,10 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 		}
 		closeFn = s.close
 		counter = s.counter
-		if p, err = setup(ctx, s, r, o.Progress); err != nil {
+		if p, err = setup(ctx, dataTarget{db: s.setup, api: s.addrs[0], hubs: s.addrs[:1]}, r, o.Progress); err != nil {
 			return nil, err
 		}
-		p.WriteURL = "http://" + s.addrs[0]
+		p.WriteURLs = []string{"http://" + s.addrs[0]}
 		for _, a := range s.addrs {
 			p.WSURLs = append(p.WSURLs, "ws://"+a+"/ws/subscribe/")
 		}
@@ -301,13 +301,7 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	if r.Scenario == "groups" {
 		res.Groups = r.Subs
 	}
-	p.Rate, p.Writers = r.Rate, o.Writers
-	p.DialConcurrency = 64
-	p.ConnectTimeout = 5 * time.Minute
-	p.DrainTimeout = o.Drain
-	p.Grace = 200 * time.Millisecond
-	p.Progress = o.Progress
-	p.Label = r.label()
+	p.configure(o, r)
 
 	heap0, stack0 := heapAndStacks()
 	client, err := startClient(p)
@@ -377,6 +371,17 @@ func runRow(ctx context.Context, o options, r row, dir string, log *slog.Logger,
 	}
 	res.fill(ev.Results)
 	return res, nil
+}
+
+// configure sets the run's settings of the clients' plan.
+func (p *plan) configure(o options, r row) {
+	p.Rate, p.Writers = r.Rate, o.Writers
+	p.DialConcurrency = 64
+	p.ConnectTimeout = 5 * time.Minute
+	p.DrainTimeout = o.Drain
+	p.Grace = 200 * time.Millisecond
+	p.Progress = o.Progress
+	p.Label = r.label()
 }
 
 // heapAndStacks is the memory the process's heap and goroutine stacks

@@ -29,9 +29,10 @@ type plan struct {
 	// WSURLs are the server's WebSocket URLs, one per loopback address;
 	// connection i dials WSURLs[i % len].
 	WSURLs []string `json:"ws_urls"`
-	// WriteURL prefixes each write's path.
-	WriteURL string     `json:"write_url"`
-	Conns    []connPlan `json:"conns"`
+	// WriteURLs are the servers' base URLs: write i goes to
+	// WriteURLs[i % len].
+	WriteURLs []string   `json:"write_urls"`
+	Conns     []connPlan `json:"conns"`
 	// Writes are made in order, Rate per second (0: as fast as Writers
 	// allow), by Writers concurrent HTTP clients. Write i is the i-th;
 	// its body carries "#i", which the broadcasts it causes show.

@@ -61,11 +61,22 @@ func subscribeTask(rid int, task uint) string {
 	return fmt.Sprintf(`{"request_id":%d,"model":"todolist.Task","value":%d,"ack":true}`, rid, task)
 }
 
+// dataTarget is where setup makes a run's data.
+type dataTarget struct {
+	// db is a connection to the app's database, not counted.
+	db *gorm.DB
+	// api is the host:port setup calls the REST API at.
+	api string
+	// hubs are a host:port of each server process: the barrier waits
+	// until the hub of each has received the setup's changes.
+	hubs []string
+}
+
 // setup prepares the app's data for r and returns the clients' plan
 // (without the server's URLs and the run's settings). Tasks are inserted
 // directly, in bulk; users and lists are made through the API.
-func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, error) {
-	api := &apiClient{base: "http://" + s.addrs[0], hc: &http.Client{Timeout: time.Minute}}
+func setup(ctx context.Context, s dataTarget, r row, progressOn bool) (*plan, error) {
+	api := &apiClient{base: "http://" + s.api, hc: &http.Client{Timeout: time.Minute}}
 	defer api.hc.CloseIdleConnections()
 	owner, err := api.register(ctx, "owner")
 	if err != nil {
@@ -80,7 +91,7 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 	case "watchers", "idle":
 		// n anonymous subscribers of one public list; write i changes
 		// its task i.
-		tasks, err := insertTasks(ctx, s.setup, public, r.Writes)
+		tasks, err := insertTasks(ctx, s.db, public, r.Writes)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +132,7 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 		if err != nil {
 			return nil, err
 		}
-		shared, err := insertTasks(ctx, s.setup, public, (r.Writes+1)/2)
+		shared, err := insertTasks(ctx, s.db, public, (r.Writes+1)/2)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +140,7 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 		// of its own.
 		private := make([]uint, r.Writes/2)
 		for k := range private {
-			t, err := insertTasks(ctx, s.setup, lists[k%r.Conns], 1)
+			t, err := insertTasks(ctx, s.db, lists[k%r.Conns], 1)
 			if err != nil {
 				return nil, err
 			}
@@ -157,7 +168,7 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 		// r.Subs subscriptions, each to one task by pk, dealt round-robin
 		// over r.Conns connections; the writes change distinct tasks in
 		// a random order.
-		tasks, err := insertTasks(ctx, s.setup, public, r.Subs)
+		tasks, err := insertTasks(ctx, s.db, public, r.Subs)
 		if err != nil {
 			return nil, err
 		}
@@ -179,14 +190,14 @@ func setup(ctx context.Context, s *appServer, r row, progressOn bool) (*plan, er
 		// r.Subs public lists, the r.Conns connections spread over them
 		// (connection i watches list i % r.Subs), and write i changes a
 		// task of list i % r.Subs, which its watchers receive.
-		lists, err := insertLists(ctx, s.setup, owner.id, r.Subs)
+		lists, err := insertLists(ctx, s.db, owner.id, r.Subs)
 		if err != nil {
 			return nil, err
 		}
 		tasks := make([]uint, r.Writes)
 		for l, list := range lists {
 			// The writes of list l are l, l + n, l + 2n... below r.Writes.
-			ids, err := insertTasks(ctx, s.setup, list, max(0, r.Writes-l+r.Subs-1)/r.Subs)
+			ids, err := insertTasks(ctx, s.db, list, max(0, r.Writes-l+r.Subs-1)/r.Subs)
 			if err != nil {
 				return nil, err
 			}
@@ -252,26 +263,24 @@ func insertTasks(ctx context.Context, db *gorm.DB, list uint, n int) ([]uint, er
 }
 
 // barrier returns once the outbox reader has published every change made
-// so far: it subscribes to a new task of list, changes it through the
-// API, and waits for the broadcast, which comes after those of every
-// earlier commit. The write phase then counts only its own queries.
-func barrier(ctx context.Context, s *appServer, api *apiClient, list uint) error {
+// so far, and each server process's hub has received them: it subscribes
+// to a new task of list on each process, changes the task through the
+// API, and waits for the broadcast on each, which comes after those of
+// every earlier commit. The write phase then counts only its own queries.
+func barrier(ctx context.Context, s dataTarget, api *apiClient, list uint) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	ids, err := insertTasks(ctx, s.setup, list, 1)
+	ids, err := insertTasks(ctx, s.db, list, 1)
 	if err != nil {
 		return err
 	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+s.addrs[0]+"/ws/subscribe/", nil)
-	if err != nil {
-		return fmt.Errorf("barrier: %w", err)
-	}
-	defer ws.CloseNow()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(subscribeTask(1, ids[0]))); err != nil {
-		return fmt.Errorf("barrier: %w", err)
-	}
-	want := []string{"subscribed", "broadcast"}
-	for i, typ := range want {
+	var conns []*websocket.Conn
+	defer func() {
+		for _, ws := range conns {
+			ws.CloseNow()
+		}
+	}()
+	expect := func(ws *websocket.Conn, typ string) error {
 		_, msg, err := ws.Read(ctx)
 		if err != nil {
 			return fmt.Errorf("barrier: waiting for %s: %w", typ, err)
@@ -279,13 +288,30 @@ func barrier(ctx context.Context, s *appServer, api *apiClient, list uint) error
 		if !bytes.HasPrefix(msg, []byte(`{"type":"`+typ+`"`)) {
 			return fmt.Errorf("barrier: got %s, want a %s", msg, typ)
 		}
-		if i == 0 {
-			if err := api.do(ctx, http.MethodPatch, fmt.Sprintf("/api/tasks/%d/", ids[0]), "", `{"text":"barrier"}`, http.StatusOK, nil); err != nil {
-				return fmt.Errorf("barrier: %w", err)
-			}
+		return nil
+	}
+	for _, addr := range s.hubs {
+		ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws/subscribe/", nil)
+		if err != nil {
+			return fmt.Errorf("barrier: %w", err)
+		}
+		conns = append(conns, ws)
+		if err := ws.Write(ctx, websocket.MessageText, []byte(subscribeTask(1, ids[0]))); err != nil {
+			return fmt.Errorf("barrier: %w", err)
+		}
+		if err := expect(ws, "subscribed"); err != nil {
+			return err
 		}
 	}
-	ws.Close(websocket.StatusNormalClosure, "")
+	if err := api.do(ctx, http.MethodPatch, fmt.Sprintf("/api/tasks/%d/", ids[0]), "", `{"text":"barrier"}`, http.StatusOK, nil); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	for _, ws := range conns {
+		if err := expect(ws, "broadcast"); err != nil {
+			return err
+		}
+		ws.Close(websocket.StatusNormalClosure, "")
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,66 +43,120 @@ type appServer struct {
 // startApp starts todoapp on a new database: a SQLite file in dir, or,
 // when dbURL is a postgres:// URL, a new schema in that database.
 func startApp(ctx context.Context, dbURL, dir string, nAddrs int, withMetrics bool, log *slog.Logger) (_ *appServer, err error) {
+	db, err := newDatabase(ctx, dbURL, dir)
+	if err != nil {
+		return nil, err
+	}
+	setupDB, err := db.openSetup()
+	if err != nil {
+		return nil, errors.Join(err, db.drop())
+	}
+	s, err := openApp(ctx, db.dsn, appLayer{}, nAddrs, withMetrics, log)
+	if err != nil {
+		return nil, errors.Join(err, closeGorm(setupDB), db.drop())
+	}
+	s.setup = setupDB
+	// Closed after the app, in this order: the setup connection, then
+	// the database itself.
+	s.cleanup = append([]func() error{db.drop, func() error { return closeGorm(setupDB) }}, s.cleanup...)
+	return s, nil
+}
+
+// database is a run's new, empty database: a SQLite file in the run's
+// directory, or a schema of its own in a PostgreSQL database.
+type database struct {
+	// dsn is the SQLite file's path, or a postgres:// URL whose
+	// search_path is the run's schema.
+	dsn string
+	// drop removes the file, or drops the schema.
+	drop func() error
+}
+
+func newDatabase(ctx context.Context, dbURL, dir string) (*database, error) {
+	if dbURL == "" {
+		path := filepath.Join(dir, "bench-"+randomName()+".db")
+		return &database{dsn: path, drop: func() error {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(path + suffix)
+			}
+			return nil
+		}}, nil
+	}
+	// A schema per run: each run starts empty, and nothing is left
+	// behind. The app's tables and the outbox are created in the first
+	// schema of the search path.
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse -db: %w", err)
+	}
+	schema := "livebench_" + randomName()
+	if err := adminExec(ctx, dbURL, "CREATE SCHEMA "+schema); err != nil {
+		return nil, fmt.Errorf("create schema: %w", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return &database{dsn: u.String(), drop: func() error {
+		return adminExec(context.WithoutCancel(ctx), dbURL, "DROP SCHEMA "+schema+" CASCADE")
+	}}, nil
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// openSetup opens an uncounted connection to the database.
+func (d *database) openSetup() (*gorm.DB, error) {
+	dialector := sqlite.Open(sqliteDSN(d.dsn))
+	if isPostgres(d.dsn) {
+		dialector = postgres.Open(d.dsn)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		return nil, fmt.Errorf("open the setup connection: %w", err)
+	}
+	return db, nil
+}
+
+func closeGorm(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil
+	}
+	return sqlDB.Close()
+}
+
+// appLayer is the layer todoapp carries changes over: none (a memory
+// layer of its own) when one process serves, a broker's when several do.
+type appLayer struct {
+	layer live.Layer
+	name  string // "redis", "nats"
+}
+
+// openApp starts todoapp on the database dsn (a SQLite path or a
+// postgres:// URL), counting its statements, and serves it on nAddrs
+// loopback addresses. The app does not close the layer.
+func openApp(ctx context.Context, dsn string, layer appLayer, nAddrs int, withMetrics bool, log *slog.Logger) (_ *appServer, err error) {
 	s := &appServer{counter: &sqlCounter{}}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
-	var (
-		dialector gorm.Dialector
-		dbName    string
-	)
-	if dbURL == "" {
-		path := filepath.Join(dir, "bench-"+randomName()+".db")
-		s.cleanup = append(s.cleanup, func() error {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				os.Remove(path + suffix)
-			}
-			return nil
-		})
-		if dialector, err = sqliteDialector(path, s.counter); err != nil {
-			return nil, err
-		}
-		dbName = path
-		if s.setup, err = gorm.Open(sqlite.Open(sqliteDSN(path)), &gorm.Config{Logger: logger.Discard}); err != nil {
-			return nil, fmt.Errorf("open the setup connection: %w", err)
-		}
-	} else {
-		// A schema per run: each run starts empty, and nothing is left
-		// behind. The app's tables and the outbox are created in the
-		// first schema of the search path.
-		schema := "livebench_" + randomName()
-		if err := adminExec(ctx, dbURL, "CREATE SCHEMA "+schema); err != nil {
-			return nil, fmt.Errorf("create schema: %w", err)
-		}
-		s.cleanup = append(s.cleanup, func() error {
-			return adminExec(context.WithoutCancel(ctx), dbURL, "DROP SCHEMA "+schema+" CASCADE")
-		})
-		u, err := url.Parse(dbURL)
-		if err != nil {
-			return nil, fmt.Errorf("parse -db: %w", err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		scoped := u.String()
-		d, unregister, err := postgresDialector(scoped, s.counter)
+	var dialector gorm.Dialector
+	if isPostgres(dsn) {
+		d, unregister, err := postgresDialector(dsn, s.counter)
 		if err != nil {
 			return nil, err
 		}
 		s.cleanup = append(s.cleanup, func() error { unregister(); return nil })
-		dialector, dbName = d, scoped
-		if s.setup, err = gorm.Open(postgres.Open(scoped), &gorm.Config{Logger: logger.Discard}); err != nil {
-			return nil, fmt.Errorf("open the setup connection: %w", err)
-		}
-	}
-	if sqlDB, err := s.setup.DB(); err == nil {
-		s.cleanup = append(s.cleanup, sqlDB.Close)
+		dialector = d
+	} else if dialector, err = sqliteDialector(dsn, s.counter); err != nil {
+		return nil, err
 	}
 
 	app, err := todoapp.New(context.WithValue(ctx, captureKey{}, true), todoapp.Config{
-		DB:        dbName,
+		DB:        dsn,
 		Logger:    log,
 		Dialector: dialector,
 		// The cheapest hash: registering a thousand users is setup, not
@@ -111,6 +166,8 @@ func startApp(ctx context.Context, dbURL, dir string, nAddrs int, withMetrics bo
 		// Every client connects from the loopback address.
 		ConfigureLive: func(c *live.Config) { c.MaxConnectionsPerAddress = -1 },
 		NoMetrics:     !withMetrics,
+		Layer:         layer.layer,
+		LayerName:     layer.name,
 	})
 	if err != nil {
 		return nil, err
