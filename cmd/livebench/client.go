@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // clientMain is the client process (see plan): it returns the exit code.
@@ -76,7 +78,22 @@ func runClient(in *bufio.Reader, out *json.Encoder) error {
 	}
 	cpu0 := cpuSeconds()
 	reads0, _ := procIO()
-	b.writeAndReceive(ctx)
+	if p.Shard == nil {
+		b.writeAndReceive(ctx)
+	} else {
+		// One of several client processes: the writer writes, and all
+		// wait for their broadcasts from when the writes are done.
+		bar := b.progress()
+		if p.Shard.Writer {
+			b.writeAll(ctx)
+			out.Encode(event{Event: "written"})
+		} else if err := await("written"); err != nil {
+			bar.end()
+			return err
+		}
+		b.drain(ctx)
+		bar.end()
+	}
 	b.res.CPUSeconds = cpuSeconds() - cpu0
 	reads1, _ := procIO()
 	b.res.ReadCalls = int64(reads1 - reads0)
@@ -94,6 +111,11 @@ type bench struct {
 	p *plan
 	// base is the origin of every timestamp: a monotonic clock reading.
 	base time.Time
+	// baseMono is base on the system-wide monotonic clock, in
+	// nanoseconds: the clock of the writes' stamps (see shardPlan).
+	baseMono int64
+	// first is the run's number of this process's first connection.
+	first int
 	// writeAt[i] is when write i started, in nanoseconds since base.
 	writeAt []atomic.Int64
 	clients []*client
@@ -108,6 +130,7 @@ type bench struct {
 	closing  atomic.Bool // closeAll has begun: connections end on purpose
 
 	writesDone  atomic.Int64
+	firstWrite  atomic.Int64 // write 0's stamp (see shardPlan)
 	writeErrors atomic.Int64
 	writeErr    atomic.Pointer[string]
 
@@ -135,12 +158,18 @@ type client struct {
 
 func newBench(p *plan) *bench {
 	b := &bench{
-		p: p, base: time.Now(),
+		p:        p,
 		writeAt:  make([]atomic.Int64, len(p.Writes)),
 		clients:  make([]*client, len(p.Conns)),
 		allGot:   make(chan struct{}),
 		allAcked: make(chan struct{}),
 		failed:   make(chan error, 1),
+	}
+	m0 := monoNow()
+	b.base = time.Now()
+	b.baseMono = (m0 + monoNow()) / 2
+	if p.Shard != nil {
+		b.first = p.Shard.Base
 	}
 	groups := make(map[int]int64) // connections per group
 	for _, c := range p.Conns {
@@ -159,10 +188,15 @@ func newBench(p *plan) *bench {
 		case w.Group > 0:
 			b.expected += groups[w.Group]
 		case w.RID > 0:
-			b.expected++
+			if w.Conn >= b.first && w.Conn < b.first+len(p.Conns) {
+				b.expected++
+			}
 		}
 	}
 	b.res.Expected = b.expected
+	if b.expected == 0 {
+		close(b.allGot)
+	}
 	return b
 }
 
@@ -232,7 +266,7 @@ func (b *bench) open(ctx context.Context, hc *http.Client, i int) error {
 	if cp.Token != "" {
 		h.Set("Authorization", "Token "+cp.Token)
 	}
-	url := b.p.WSURLs[i%len(b.p.WSURLs)]
+	url := b.p.WSURLs[(b.first+i)%len(b.p.WSURLs)]
 	var (
 		ws  *websocket.Conn
 		err error
@@ -251,7 +285,7 @@ func (b *bench) open(ctx context.Context, hc *http.Client, i int) error {
 	}
 	ws.SetReadLimit(1 << 20)
 	words := (len(cp.Subs)*len(b.p.Writes) + 63) / 64
-	c := &client{idx: i, group: cp.Group, ws: ws, nsubs: len(cp.Subs), seen: make([]uint64, words)}
+	c := &client{idx: b.first + i, group: cp.Group, ws: ws, nsubs: len(cp.Subs), seen: make([]uint64, words)}
 	b.clients[i] = c
 	b.readers.Add(1)
 	go b.read(c)
@@ -310,13 +344,22 @@ func (b *bench) handle(c *client, m []byte) {
 			b.unexpected(c, m)
 			return
 		}
+		start := b.writeAt[seq].Load()
+		if b.p.Shard != nil {
+			t, ok := stampAfter(m, keyText)
+			if !ok {
+				b.unexpected(c, m)
+				return
+			}
+			start = t - b.baseMono
+		}
 		bit := (rid-1)*len(b.p.Writes) + seq
 		if c.seen[bit/64]&(1<<(bit%64)) != 0 {
 			c.dups++
 			return
 		}
 		c.seen[bit/64] |= 1 << (bit % 64)
-		lat := (now - b.writeAt[seq].Load()) / 1000
+		lat := (now - start) / 1000
 		c.lat = append(c.lat, uint32(min(max(lat, 0), math.MaxUint32)))
 		c.last = now
 		if b.got.Add(1) == b.expected {
@@ -345,6 +388,22 @@ func (b *bench) unexpected(c *client, m []byte) {
 // writeAndReceive makes the writes at the plan's rate and waits for their
 // broadcasts, within DrainTimeout of the last write, then for Grace.
 func (b *bench) writeAndReceive(ctx context.Context) {
+	if len(b.p.Writes) == 0 {
+		return
+	}
+	defer b.progress().end()
+	b.writeAll(ctx)
+	b.drain(ctx)
+}
+
+// progress draws the broadcasts received and the writes made.
+func (b *bench) progress() *progress {
+	return startProgress(b.p.Progress, os.Stderr, b.p.Label+" broadcasts", b.expected, b.got.Load,
+		func() string { return fmt.Sprintf("(writes %d/%d)", b.writesDone.Load(), len(b.p.Writes)) })
+}
+
+// writeAll makes the writes at the plan's rate.
+func (b *bench) writeAll(ctx context.Context) {
 	n := len(b.p.Writes)
 	if n == 0 {
 		return
@@ -353,9 +412,6 @@ func (b *bench) writeAndReceive(ctx context.Context) {
 		Proxy: nil, MaxIdleConnsPerHost: b.p.Writers, DisableCompression: true,
 	}}
 	defer hc.CloseIdleConnections()
-	bar := startProgress(b.p.Progress, os.Stderr, b.p.Label+" broadcasts", b.expected, b.got.Load,
-		func() string { return fmt.Sprintf("(writes %d/%d)", b.writesDone.Load(), n) })
-	defer bar.end()
 
 	tickets := make(chan int, n)
 	start := time.Now()
@@ -389,7 +445,10 @@ func (b *bench) writeAndReceive(ctx context.Context) {
 	writers.Wait()
 	writesEnd := b.since()
 	b.res.WriteSeconds = time.Duration(writesEnd - b.writeAt[0].Load()).Seconds()
+}
 
+// drain waits for the broadcasts, within DrainTimeout, then for Grace.
+func (b *bench) drain(ctx context.Context) {
 	drain := time.NewTimer(b.p.DrainTimeout)
 	defer drain.Stop()
 	select {
@@ -412,7 +471,15 @@ func (b *bench) write(ctx context.Context, hc *http.Client, i int) {
 		msg := fmt.Sprintf("write %d (%s %s): %v", i, w.Method, w.Path, err)
 		b.writeErr.CompareAndSwap(nil, &msg)
 	}
-	req, err := http.NewRequestWithContext(ctx, w.Method, b.p.WriteURLs[i%len(b.p.WriteURLs)]+w.Path, strings.NewReader(w.Body))
+	body := w.Body
+	if b.p.Shard != nil {
+		t := b.baseMono + b.since()
+		if i == 0 {
+			b.firstWrite.Store(t)
+		}
+		body = stamped(body, i, t)
+	}
+	req, err := http.NewRequestWithContext(ctx, w.Method, b.p.WriteURLs[i%len(b.p.WriteURLs)]+w.Path, strings.NewReader(body))
 	if err != nil {
 		fail(err)
 		return
@@ -427,10 +494,10 @@ func (b *bench) write(ctx context.Context, hc *http.Client, i int) {
 		fail(err)
 		return
 	}
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	res.Body.Close()
 	if res.StatusCode != w.Status {
-		fail(fmt.Errorf("status %d, want %d: %s", res.StatusCode, w.Status, body))
+		fail(fmt.Errorf("status %d, want %d: %s", res.StatusCode, w.Status, answer))
 	}
 }
 
@@ -473,14 +540,28 @@ func (b *bench) collect() {
 	if len(b.writeAt) > 0 && len(lats) > 0 {
 		r.DeliverSeconds = time.Duration(last - b.writeAt[0].Load()).Seconds()
 	}
-	if len(lats) > 0 {
-		slices.Sort(lats)
-		rank := func(q float64) time.Duration {
-			i := int(math.Ceil(q*float64(len(lats)))) - 1
-			return time.Duration(lats[max(i, 0)]) * time.Microsecond
+	slices.Sort(lats)
+	r.P50, r.P99, r.Max = latencyRanks(lats)
+	if b.p.Shard != nil {
+		r.Latencies = lats
+		r.FirstWriteAt = b.firstWrite.Load()
+		if len(lats) > 0 {
+			r.LastBroadcast = b.baseMono + last
 		}
-		r.P50, r.P99, r.Max = rank(0.50), rank(0.99), rank(1)
 	}
+}
+
+// latencyRanks returns the median, the 99th percentile and the largest
+// of sorted latencies in microseconds (zeros for none).
+func latencyRanks(sorted []uint32) (p50, p99, most time.Duration) {
+	if len(sorted) == 0 {
+		return 0, 0, 0
+	}
+	rank := func(q float64) time.Duration {
+		i := int(math.Ceil(q*float64(len(sorted)))) - 1
+		return time.Duration(sorted[max(i, 0)]) * time.Microsecond
+	}
+	return rank(0.50), rank(0.99), rank(1)
 }
 
 // missing describes up to n writes whose broadcasts did not all arrive.
@@ -548,4 +629,50 @@ func intAfter(m, key []byte) (int, bool) {
 		digits++
 	}
 	return n, digits > 0
+}
+
+// stamped returns a write's body with t after its mark "#i": "#i@t".
+func stamped(body string, i int, t int64) string {
+	mark := "#" + strconv.Itoa(i)
+	k := strings.Index(body, mark)
+	if k < 0 {
+		return body
+	}
+	k += len(mark)
+	return body[:k] + "@" + strconv.FormatInt(t, 10) + body[k:]
+}
+
+// stampAfter returns the stamp t of "#i@t" where key ends just before
+// the i.
+func stampAfter(m, key []byte) (int64, bool) {
+	i := bytes.Index(m, key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := m[i+len(key):]
+	j := bytes.IndexByte(rest, '@')
+	if j < 0 {
+		return 0, false
+	}
+	var t int64
+	digits := 0
+	for _, ch := range rest[j+1:] {
+		if ch < '0' || ch > '9' || digits > 18 {
+			break
+		}
+		t = t*10 + int64(ch-'0')
+		digits++
+	}
+	return t, digits > 0
+}
+
+// monoNow reads the system-wide monotonic clock (CLOCK_MONOTONIC), which
+// every process on the machine shares, in nanoseconds. (Go's monotonic
+// readings count from the process's start.)
+func monoNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Now().UnixNano()
+	}
+	return ts.Nano()
 }

@@ -49,6 +49,25 @@ type plan struct {
 	Grace          time.Duration `json:"grace"`
 	Progress       bool          `json:"progress"`
 	Label          string        `json:"label"`
+	// Shard, when set, makes this process one of several client
+	// processes (-procs): see shardPlan.
+	Shard *shardPlan `json:"shard,omitempty"`
+}
+
+// shardPlan is one client process's part when there are several. Conns
+// is then its share of the run's connections, which start at Base in the
+// run's numbering (the one Writes and WSURLs use); Writes are all the
+// run's. One process, the Writer, makes the writes: it says "written"
+// once they are answered, and the parent passes that on to the others,
+// which start waiting for their broadcasts (DrainTimeout) then.
+//
+// Each write carries its start time in its text, "#i@t" (t: the
+// system-wide monotonic clock, in nanoseconds), so that a process that
+// did not make it knows its latency; each process sends its latencies,
+// and the time of its last broadcast, for the parent to merge.
+type shardPlan struct {
+	Base   int  `json:"base"`
+	Writer bool `json:"writer,omitempty"`
 }
 
 // connPlan is one WebSocket connection: its token (none: anonymous) and
@@ -122,6 +141,13 @@ type clientResults struct {
 	ReadCalls      int64   `json:"read_calls"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	TimedOut       bool    `json:"timed_out"`
+
+	// With a Shard only: every latency, in microseconds; the first
+	// write's start (the writer's) and the last broadcast's arrival, on
+	// the system-wide monotonic clock, in nanoseconds.
+	Latencies     []uint32 `json:"latencies,omitempty"`
+	FirstWriteAt  int64    `json:"first_write_at,omitempty"`
+	LastBroadcast int64    `json:"last_broadcast_at,omitempty"`
 }
 
 // clientProc is the client process as the parent drives it.
