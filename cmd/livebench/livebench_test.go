@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -13,11 +15,14 @@ import (
 	"github.com/restlive/restlive/internal/testenv"
 )
 
-// The test binary is also the client process the benchmark starts: it
-// re-executes itself with envClient set.
+// The test binary is also the client and server processes the benchmark
+// starts: it re-executes itself with envClient or envServer set.
 func TestMain(m *testing.M) {
 	if os.Getenv(envClient) != "" {
 		os.Exit(clientMain())
+	}
+	if os.Getenv(envServer) != "" {
+		os.Exit(serverMain())
 	}
 	os.Exit(m.Run())
 }
@@ -53,6 +58,79 @@ func TestQuickPostgres(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProcs runs with two server processes over one SQLite file, joined
+// by a real broker, and two client processes: groups over Redis, where
+// the connections of every list are spread over both servers and both
+// client processes, and users over NATS, where a write may be for one
+// connection, held by either client process. Every broadcast must
+// arrive once (runQuick), and each server process must report its
+// share.
+func TestProcs(t *testing.T) {
+	for _, tc := range []struct {
+		broker, scenario string
+		n                int
+		start            func(testing.TB) string
+	}{
+		{"redis", "groups", 200, func(t testing.TB) string { return testenv.StartRedis(t).URL }},
+		{"nats", "users", 10, func(t testing.TB) string { return testenv.StartNATS(t).URL }},
+	} {
+		t.Run(tc.broker, func(t *testing.T) {
+			o := options{Scenario: tc.scenario, N: tc.n, Procs: 2}
+			url := tc.start(t) // first: it skips the test if the broker is missing
+			if tc.broker == "redis" {
+				o.Redis = url
+			} else {
+				o.NATS = url
+			}
+			rep := runQuick(t, o)
+			if len(rep.Results) == 0 {
+				t.Fatal("no rows")
+			}
+			for _, r := range rep.Results {
+				if r.Scenario != tc.scenario || r.Procs != 2 || r.ClientProcs != 2 || len(r.Servers) != 2 {
+					t.Errorf("%s: %d server processes (%d reported), %d client processes, want 2 and 2", r.Scenario, r.Procs, len(r.Servers), r.ClientProcs)
+					continue
+				}
+				var (
+					rest int64
+					cpu  float64
+				)
+				for i, s := range r.Servers {
+					// Each server process serves half the connections, and
+					// answers half the writes.
+					if s.Connections != tc.n/2 || s.RESTSQL < int64(r.Writes/2) || s.CPU <= 0 {
+						t.Errorf("%s/%d server %d: %d connections (want %d), %d REST statements for %d writes, %.3f s CPU", r.Scenario, r.Groups, i, s.Connections, tc.n/2, s.RESTSQL, r.Writes, s.CPU)
+					}
+					rest += s.RESTSQL
+					cpu += s.CPU
+				}
+				if rest != r.RESTSQL || math.Abs(cpu-r.ServerCPU) > 1e-6 {
+					t.Errorf("%s/%d: the row's REST statements %d and CPU %.3f s are not the servers' sums (%d, %.3f s)", r.Scenario, r.Groups, r.RESTSQL, r.ServerCPU, rest, cpu)
+				}
+			}
+		})
+	}
+}
+
+// TestProcsFlags: -procs without a broker, or a broker without -procs,
+// is an error that says what is missing, before anything starts.
+func TestProcsFlags(t *testing.T) {
+	for _, tc := range []struct {
+		o    options
+		want string
+	}{
+		{options{Scenario: "groups", Procs: 3}, "need a broker"},
+		{options{Scenario: "groups", Redis: "redis://127.0.0.1:1/0"}, "with -procs"},
+		{options{Scenario: "groups", Procs: 2, Redis: "redis://x", NATS: "nats://x"}, "cannot be used together"},
+		{options{Scenario: "limit", Procs: 2, NATS: "nats://x"}, "limit"},
+	} {
+		_, err := run(t.Context(), tc.o, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one that says %q", tc.o, err, tc.want)
+		}
 	}
 }
 

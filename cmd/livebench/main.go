@@ -39,6 +39,9 @@ func main() {
 	if os.Getenv(envClient) != "" {
 		os.Exit(clientMain())
 	}
+	if os.Getenv(envServer) != "" {
+		os.Exit(serverMain())
+	}
 	var o options
 	fs := flag.NewFlagSet("livebench", flag.ExitOnError)
 	o.register(fs)
@@ -77,6 +80,10 @@ type options struct {
 	Drain      time.Duration
 	Verbose    bool
 	NoMetrics  bool
+	// Procs server processes, and as many client processes or more,
+	// over the broker at Redis or NATS (procs.go).
+	Procs       int
+	Redis, NATS string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -95,6 +102,9 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "how long broadcasts may take to arrive after the last write")
 	fs.BoolVar(&o.Verbose, "v", false, "log the server's info lines too (a line per request and connection); warnings and errors always are")
 	fs.BoolVar(&o.NoMetrics, "nometrics", false, "run the server without its Prometheus metrics, to measure what they cost")
+	fs.IntVar(&o.Procs, "procs", 1, "server processes sharing the database through a broker (-redis or -nats), and client processes (as many, or one per 19,000 connections); 1: the server in this process")
+	fs.StringVar(&o.Redis, "redis", "", "with -procs: the Redis server `URL` (redis://host:port/db) that joins the server processes")
+	fs.StringVar(&o.NATS, "nats", "", "with -procs: the NATS server `URL` (nats://host:port) that joins the server processes")
 }
 
 // rows returns the runs o asks for.
@@ -138,7 +148,7 @@ func (o options) rows() ([]row, error) {
 	}
 	var rows []row
 	for _, s := range []string{"watchers", "limit"} {
-		if !want(s) {
+		if !want(s) || s == "limit" && o.Procs > 1 {
 			continue
 		}
 		for _, n := range watchers {
@@ -182,6 +192,9 @@ func (o options) rows() ([]row, error) {
 
 // run runs the rows o asks for and writes the report to out.
 func run(ctx context.Context, o options, out io.Writer) (*report, error) {
+	if err := o.checkProcs(); err != nil {
+		return nil, err
+	}
 	rows, err := o.rows()
 	if err != nil {
 		return nil, err
@@ -200,6 +213,7 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 	for _, r := range rows {
 		need = max(need, r.Conns)
 	}
+	need = (need + o.Procs - 1) / o.Procs // each process's share
 	if limit < uint64(need+1000) {
 		fmt.Fprintf(stderr, "livebench: the open file limit is %d (raised: %v), below the %d this run needs for its %d connections: raise the hard limit (ulimit -Hn) or lower -n\n",
 			limit, raised, need+1000, need)
@@ -226,7 +240,12 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 			}
 			return path
 		}
-		res, err := runRow(ctx, o, r, dir, log, name(o.CPUProfile), name(o.MemProfile))
+		var res *result
+		if o.Procs > 1 {
+			res, err = runRowProcs(ctx, o, r, dir, name(o.CPUProfile), name(o.MemProfile))
+		} else {
+			res, err = runRow(ctx, o, r, dir, log, name(o.CPUProfile), name(o.MemProfile))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.label(), err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,6 +79,14 @@ type result struct {
 	// same connections (watchers only).
 	VsLimit float64 `json:"vs_limit,omitempty"`
 
+	// Procs is the server processes (-procs), ClientProcs the client
+	// processes, when there are several; then Servers are each server
+	// process's figures: SQL, ServerCPU and ServerWriteCalls are their
+	// sums, and MemPerConn (with its heap and stack) the largest.
+	Procs       int            `json:"procs,omitempty"`
+	ClientProcs int            `json:"client_procs,omitempty"`
+	Servers     []serverResult `json:"servers,omitempty"`
+
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -142,7 +151,7 @@ func environment(o options, fdLimit uint64) map[string]string {
 	if o.DB != "" {
 		db = "postgres"
 	}
-	return map[string]string{
+	env := map[string]string{
 		"go":         runtime.Version(),
 		"gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0)),
 		"cpus":       fmt.Sprint(runtime.NumCPU()),
@@ -151,6 +160,12 @@ func environment(o options, fdLimit uint64) map[string]string {
 		"writers":    fmt.Sprint(o.Writers),
 		"clients":    "a separate process on the same machine: its CPU is client_cpu_seconds, the server's server_cpu_seconds",
 	}
+	if o.Procs > 1 {
+		env["procs"] = fmt.Sprint(o.Procs)
+		env["broker"] = o.broker()
+		env["clients"] = fmt.Sprintf("client processes on the same machine, %d or one per %d connections if that is more: client_cpu_seconds is their sum", o.Procs, maxConnsPerClient)
+	}
+	return env
 }
 
 // finish compares watchers with limit and checks the targets.
@@ -270,6 +285,12 @@ func (rep *report) writeTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s, GOMAXPROCS %s on %s CPUs, %s, %s writers; clients in a separate process (cpu cli s).\n",
 		rep.Env["go"], rep.Env["gomaxprocs"], rep.Env["cpus"], rep.Env["db"], rep.Env["writers"])
+	if procs := rep.Env["procs"]; procs != "" {
+		fmt.Fprintf(&b, "%s server processes sharing the database over %s, the connections and the writes spread over them;\n"+
+			"client processes: %s. cpu srv s, sql/w and bcast/wsys are summed over the server processes,\n"+
+			"cpu cli s over the client processes; mem/conn is the largest server process's (its growth ÷ its connections).\n",
+			procs, rep.Env["broker"], clientProcsNote(rep.Results))
+	}
 	b.WriteString("sql/w: the server's SQL statements per write, all of them; live sql/w: those of the outbox reader and\n" +
 		"the hub, without the reader's idle polls (reads that found nothing: a cost per second, not per write).\n" +
 		"mem/conn: growth of the server's heap and stacks per connection, once all are subscribed.\n" +
@@ -291,4 +312,15 @@ func (rep *report) writeTable(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// clientProcsNote says how many client processes the rows had.
+func clientProcsNote(results []*result) string {
+	var counts []string
+	for _, r := range results {
+		if n := fmt.Sprint(r.ClientProcs); !slices.Contains(counts, n) {
+			counts = append(counts, n)
+		}
+	}
+	return strings.Join(counts, ", ")
 }
