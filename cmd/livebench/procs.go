@@ -271,6 +271,10 @@ func runRowProcs(ctx context.Context, o options, r row, dir string, profile, mem
 		cp.Conns = p.Conns[lo:hi]
 		cp.Shard = &shardPlan{Base: lo, Writer: c == 0}
 		cp.Progress = p.Progress && c == 0
+		// As many connections opening at once, in all, as with one
+		// client process: more made subscriptions' reads wait past the
+		// hub's read timeout on PostgreSQL, on 2 cores.
+		cp.DialConcurrency = max(1, p.DialConcurrency/nc)
 		if clients[c], err = f.start(fmt.Sprintf("client process %d", c), envClient+"=1", &cp); err != nil {
 			return nil, err
 		}
