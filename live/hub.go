@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"iter"
 	"net/url"
 	"strings"
 	"sync"
@@ -49,9 +50,9 @@ type hub struct {
 	mu       sync.Mutex
 	groups   map[groupKey]*group
 	families map[familyKey]*family
-	byTopic  map[Topic]map[*group]struct{} // the topic each group joined
-	byPK     map[modelPK]map[*group]struct{}
-	byDep    map[Topic]map[*group]struct{} // the dependency topics each group joined
+	byTopic  index[Topic]   // the topic each group joined
+	byPK     index[modelPK] // the rows each group holds
+	byDep    index[Topic]   // the dependency topics each group joined
 
 	readyMu sync.Mutex
 	ready   []*family // families with queued work, not being worked on
@@ -81,13 +82,9 @@ func (k groupKey) tag() string {
 	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
-// familyKey names the groups that share a query: a SharedScope's QueryKey
-// in place of the scope's key. A group of any other scope is a family of
-// its own.
-type familyKey struct {
-	groupKey
-	shared bool
-}
+// A familyKey names the groups that share a query: their group key with
+// the SharedScope's QueryKey in place of the scope's key.
+type familyKey groupKey
 
 type modelPK struct{ model, pk string }
 
@@ -99,6 +96,7 @@ type group struct {
 	topics []Topic // every topic it joined: topic, AnyGroup's, deps
 	deps   []Topic // the topics of the rows of other models its scope reads
 	family *family
+	own    family // the family of a group whose scope shares nothing
 
 	mu      sync.Mutex
 	scope   Scope
@@ -120,9 +118,12 @@ type member struct {
 }
 
 type family struct {
-	key familyKey
+	// key is a shared family's, which hub.families holds. A group of a
+	// scope that shares nothing is a family of its own, its field own,
+	// kept nowhere else: its key is nil.
+	key *familyKey
 
-	groups int // how many groups it has, under hub.mu
+	groups int // how many groups a shared family has, under hub.mu
 
 	mu   sync.Mutex
 	work map[*group]*work
@@ -153,9 +154,9 @@ func newHub(rt *Router) *hub {
 		rt: rt, ctx: ctx, cancel: cancel,
 		groups:   make(map[groupKey]*group),
 		families: make(map[familyKey]*family),
-		byTopic:  make(map[Topic]map[*group]struct{}),
-		byPK:     make(map[modelPK]map[*group]struct{}),
-		byDep:    make(map[Topic]map[*group]struct{}),
+		byTopic:  make(index[Topic]),
+		byPK:     make(index[modelPK]),
+		byDep:    make(index[Topic]),
 	}
 }
 
@@ -278,14 +279,14 @@ func (h *hub) route(changes []Change) map[*group]*work {
 		c := &changes[i]
 		topics = c.AppendTopics(topics[:0])
 		for _, t := range topics {
-			for g := range h.byTopic[t] {
+			for g := range h.byTopic.all(t) {
 				add(g, c)
 			}
-			for g := range h.byDep[t] {
+			for g := range h.byDep.all(t) {
 				get(g).recheck = true
 			}
 		}
-		for g := range h.byPK[modelPK{c.Model, c.PK}] {
+		for g := range h.byPK.all(modelPK{c.Model, c.PK}) {
 			add(g, c)
 		}
 	}
@@ -389,16 +390,19 @@ func (h *hub) runFamily(f *family) {
 
 // familyOf returns the family g belongs to, creating it if needed. Called
 // with h.mu held.
-func (h *hub) familyOf(key groupKey, scope Scope) *family {
-	fk := familyKey{groupKey: key}
-	if ss, ok := scope.(SharedScope); ok {
-		fk.scope, fk.shared = ss.QueryKey(), true
+func (h *hub) familyOf(g *group) *family {
+	ss, ok := g.scope.(SharedScope)
+	if !ok {
+		return &g.own
 	}
+	fk := familyKey(g.key)
+	fk.scope = ss.QueryKey()
 	f := h.families[fk]
 	if f == nil {
-		f = &family{key: fk}
+		f = &family{key: &fk}
 		h.families[fk] = f
 	}
+	f.groups++
 	return f
 }
 
@@ -413,12 +417,11 @@ func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope 
 		key: key, tag: key.tag(), view: view, topic: topics[0], topics: topics, deps: deps,
 		scope: scope, subs: make(map[*subscription]struct{}),
 	}
-	g.family = h.familyOf(key, scope)
-	g.family.groups++
+	g.family = h.familyOf(g)
 	h.groups[key] = g
-	addTo(h.byTopic, g.topic, g)
+	h.byTopic.add(g.topic, g)
 	for _, t := range g.deps {
-		addTo(h.byDep, t, g)
+		h.byDep.add(t, g)
 	}
 	return g
 }
@@ -460,7 +463,7 @@ func (h *hub) load(ctx context.Context, g *group) error {
 		}
 		h.mu.Lock()
 		for pk := range g.members {
-			addTo(h.byPK, modelPK{g.key.model, pk}, g)
+			h.byPK.add(modelPK{g.key.model, pk}, g)
 		}
 		h.mu.Unlock()
 	}
@@ -483,16 +486,18 @@ func (h *hub) drop(g *group) {
 	if h.groups[g.key] == g {
 		delete(h.groups, g.key)
 	}
-	removeFrom(h.byTopic, g.topic, g)
+	h.byTopic.remove(g.topic, g)
 	for _, t := range g.deps {
-		removeFrom(h.byDep, t, g)
+		h.byDep.remove(t, g)
 	}
 	for pk := range g.members {
-		removeFrom(h.byPK, modelPK{g.key.model, pk}, g)
+		h.byPK.remove(modelPK{g.key.model, pk}, g)
 	}
-	g.family.groups--
-	if g.family.groups == 0 && h.families[g.family.key] == g.family {
-		delete(h.families, g.family.key)
+	if f := g.family; f.key != nil {
+		f.groups--
+		if f.groups == 0 && h.families[*f.key] == f {
+			delete(h.families, *f.key)
+		}
 	}
 }
 
@@ -516,10 +521,10 @@ func (h *hub) resync(topics []Topic) {
 	h.mu.Lock()
 	groups := make(map[*group]struct{})
 	for _, t := range topics {
-		for g := range h.byTopic[t] {
+		for g := range h.byTopic.all(t) {
 			groups[g] = struct{}{}
 		}
-		for g := range h.byDep[t] {
+		for g := range h.byDep.all(t) {
 			groups[g] = struct{}{}
 		}
 	}
@@ -559,20 +564,60 @@ func (h *hub) tellResync(g *group, cause ResyncCause) {
 	h.rt.observe(Event{Kind: EventResync, Model: g.key.model, Cause: cause, N: told})
 }
 
-func addTo[K comparable](index map[K]map[*group]struct{}, k K, g *group) {
-	set := index[k]
-	if set == nil {
-		set = make(map[*group]struct{}, 1)
-		index[k] = set
-	}
-	set[g] = struct{}{}
+// An index maps each key to the groups under it: a topic to the groups
+// that joined it, a row to the groups that hold it. Most keys have one
+// group (a list watched in a scope of its own, a row of one list), which
+// it keeps without a set: a set of one costs about 0.15 KiB, and a scope
+// has several keys.
+type index[K comparable] map[K]groups
+
+// groups is the groups under one key of an index: one, or a set of two
+// or more.
+type groups struct {
+	one  *group
+	more map[*group]struct{}
 }
 
-func removeFrom[K comparable](index map[K]map[*group]struct{}, k K, g *group) {
-	if set := index[k]; set != nil {
-		delete(set, g)
-		if len(set) == 0 {
-			delete(index, k)
+func (ix index[K]) add(k K, g *group) {
+	s := ix[k]
+	switch {
+	case s.more != nil:
+		s.more[g] = struct{}{}
+	case s.one == nil:
+		ix[k] = groups{one: g}
+	case s.one != g:
+		ix[k] = groups{more: map[*group]struct{}{s.one: {}, g: {}}}
+	}
+}
+
+func (ix index[K]) remove(k K, g *group) {
+	s := ix[k]
+	switch {
+	case s.more != nil:
+		delete(s.more, g)
+		if len(s.more) == 1 {
+			// Back to one: the set goes, as it would not shrink.
+			for last := range s.more {
+				ix[k] = groups{one: last}
+			}
+		}
+	case s.one == g:
+		delete(ix, k)
+	}
+}
+
+// all returns the groups under k.
+func (ix index[K]) all(k K) iter.Seq[*group] {
+	s := ix[k]
+	return func(yield func(*group) bool) {
+		if s.one != nil {
+			yield(s.one)
+			return
+		}
+		for g := range s.more {
+			if !yield(g) {
+				return
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -69,5 +70,55 @@ func BenchmarkDeliver(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/broadcast")
 		})
+	}
+}
+
+// An index keeps one group without a set, two or more in one, and goes
+// back to one as they leave; all lists exactly the groups under a key.
+func TestIndex(t *testing.T) {
+	ix := make(index[string])
+	a, b, c := &group{}, &group{}, &group{}
+	has := func(k string, want ...*group) {
+		t.Helper()
+		got := slices.Collect(ix.all(k))
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d groups, want %d", k, len(got), len(want))
+		}
+		for _, g := range want {
+			if !slices.Contains(got, g) {
+				t.Fatalf("%s: %p missing", k, g)
+			}
+		}
+	}
+	has("k")
+	ix.add("k", a)
+	ix.add("k", a)
+	has("k", a)
+	if ix["k"].more != nil {
+		t.Fatal("one group kept in a set")
+	}
+	ix.add("k", b)
+	ix.add("k", c)
+	has("k", a, b, c)
+	ix.remove("k", a)
+	ix.remove("k", a)
+	has("k", b, c)
+	ix.remove("k", b)
+	has("k", c)
+	if s := ix["k"]; s.more != nil || s.one != c {
+		t.Fatalf("one group left, kept as %+v", s)
+	}
+	ix.remove("k", b)
+	has("k", c)
+	ix.remove("k", c)
+	has("k")
+	if len(ix) != 0 {
+		t.Fatalf("%d keys left", len(ix))
+	}
+	// Stopping early stops.
+	ix.add("k", a)
+	ix.add("k", b)
+	for range ix.all("k") {
+		break
 	}
 }

@@ -45,7 +45,7 @@ func (r *round) run(f *family, all map[*group]*work) {
 	if len(fetches) == 0 {
 		return
 	}
-	if f.key.shared {
+	if f.key != nil { // shared
 		r.fetchShared(fetches)
 		return
 	}
@@ -266,11 +266,11 @@ func (d *diff) send(st *starter, prev, next uint64) {
 	if len(d.entered)+len(d.left) > 0 {
 		d.h.mu.Lock()
 		for _, pk := range d.entered {
-			addTo(d.h.byPK, modelPK{g.key.model, pk}, g)
+			d.h.byPK.add(modelPK{g.key.model, pk}, g)
 		}
 		for _, pk := range d.left {
 			if _, back := g.members[pk]; !back {
-				removeFrom(d.h.byPK, modelPK{g.key.model, pk}, g)
+				d.h.byPK.remove(modelPK{g.key.model, pk}, g)
 			}
 		}
 		d.h.mu.Unlock()
