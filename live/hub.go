@@ -107,7 +107,7 @@ type group struct {
 	stale   bool              // a read failed: members may be wrong until read again
 	members map[string]member // by pk
 	size    atomic.Int64      // len(members), for the connections' limits
-	subs    map[*subscription]struct{}
+	subs    set[*subscription]
 	offset  uint64
 }
 
@@ -169,16 +169,7 @@ func (h *hub) close(ctx context.Context) error {
 		err = h.recv.Close()
 	}
 	h.recvMu.Unlock()
-	// Not a sync.WaitGroup: a change delivered while the receiver
-	// closes may start a worker after the wait has begun.
-	done := make(chan struct{})
-	h.readyMu.Lock()
-	if h.workers == 0 {
-		close(done)
-	} else {
-		h.idle = append(h.idle, done)
-	}
-	h.readyMu.Unlock()
+	done := h.whenIdle()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -187,6 +178,21 @@ func (h *hub) close(ctx context.Context) error {
 	}
 	h.cancel()
 	return err
+}
+
+// whenIdle returns a channel closed once no worker runs: at once if none
+// does. Not a sync.WaitGroup: a change delivered while the caller waits
+// may start a worker after the wait has begun.
+func (h *hub) whenIdle() <-chan struct{} {
+	done := make(chan struct{})
+	h.readyMu.Lock()
+	if h.workers == 0 {
+		close(done)
+	} else {
+		h.idle = append(h.idle, done)
+	}
+	h.readyMu.Unlock()
+	return done
 }
 
 // receiver starts receiving from the layer on first use.
@@ -415,7 +421,7 @@ func (h *hub) group(key groupKey, view *registered, topics, deps []Topic, scope 
 	}
 	g := &group{
 		key: key, tag: key.tag(), view: view, topic: topics[0], topics: topics, deps: deps,
-		scope: scope, subs: make(map[*subscription]struct{}),
+		scope: scope,
 	}
 	g.family = h.familyOf(g)
 	h.groups[key] = g
@@ -553,7 +559,7 @@ func (h *hub) timed(model string, kind ReadKind, read func() error) error {
 func (h *hub) tellResync(g *group, cause ResyncCause) {
 	g.stale = true
 	told := 0
-	for s := range g.subs {
+	for s := range g.subs.all() {
 		if s.pending != nil {
 			s.pending.fallback = true // it is sent a snapshot instead
 			continue
@@ -565,57 +571,105 @@ func (h *hub) tellResync(g *group, cause ResyncCause) {
 }
 
 // An index maps each key to the groups under it: a topic to the groups
-// that joined it, a row to the groups that hold it. Most keys have one
-// group (a list watched in a scope of its own, a row of one list), which
-// it keeps without a set: a set of one costs about 0.15 KiB, and a scope
-// has several keys.
-type index[K comparable] map[K]groups
-
-// groups is the groups under one key of an index: one, or a set of two
-// or more.
-type groups struct {
-	one  *group
-	more map[*group]struct{}
-}
+// that joined it, a row to the groups that hold it.
+type index[K comparable] map[K]set[*group]
 
 func (ix index[K]) add(k K, g *group) {
 	s := ix[k]
-	switch {
-	case s.more != nil:
-		s.more[g] = struct{}{}
-	case s.one == nil:
-		ix[k] = groups{one: g}
-	case s.one != g:
-		ix[k] = groups{more: map[*group]struct{}{s.one: {}, g: {}}}
-	}
+	s.add(g)
+	ix[k] = s
 }
 
 func (ix index[K]) remove(k K, g *group) {
-	s := ix[k]
-	switch {
-	case s.more != nil:
-		delete(s.more, g)
-		if len(s.more) == 1 {
-			// Back to one: the set goes, as it would not shrink.
-			for last := range s.more {
-				ix[k] = groups{one: last}
-			}
-		}
-	case s.one == g:
+	s, ok := ix[k]
+	if !ok {
+		return
+	}
+	s.remove(g)
+	if s.len() == 0 {
 		delete(ix, k)
+	} else {
+		ix[k] = s
 	}
 }
 
 // all returns the groups under k.
 func (ix index[K]) all(k K) iter.Seq[*group] {
 	s := ix[k]
-	return func(yield func(*group) bool) {
-		if s.one != nil {
-			yield(s.one)
+	return s.all()
+}
+
+// A set holds one element without a map, two or more in one. Most sets
+// of the hub hold one (the groups under a key of an index: a list watched
+// in a scope of its own, a row of one list; a group's subscriptions),
+// and a map of one costs about 0.15 KiB. The zero value is empty, and
+// the zero T is never an element.
+type set[T comparable] struct {
+	one  T              // the only element, while there is one
+	more map[T]struct{} // every element, once there are two or more
+}
+
+func (s *set[T]) add(v T) {
+	var zero T
+	switch {
+	case s.more != nil:
+		s.more[v] = struct{}{}
+	case s.one == zero:
+		s.one = v
+	case s.one != v:
+		s.more = map[T]struct{}{s.one: {}, v: {}}
+		s.one = zero
+	}
+}
+
+func (s *set[T]) remove(v T) {
+	switch {
+	case s.more != nil:
+		delete(s.more, v)
+		if len(s.more) == 1 {
+			// Back to one: the map goes, as it would not shrink.
+			for last := range s.more {
+				s.one = last
+			}
+			s.more = nil
+		}
+	case s.one == v:
+		var zero T
+		s.one = zero
+	}
+}
+
+func (s *set[T]) has(v T) bool {
+	if s.more != nil {
+		_, ok := s.more[v]
+		return ok
+	}
+	var zero T
+	return v != zero && s.one == v
+}
+
+func (s *set[T]) len() int {
+	var zero T
+	switch {
+	case s.more != nil:
+		return len(s.more)
+	case s.one != zero:
+		return 1
+	}
+	return 0
+}
+
+// all returns the elements. The loop may remove any of them as it goes.
+func (s *set[T]) all() iter.Seq[T] {
+	one, more := s.one, s.more
+	return func(yield func(T) bool) {
+		var zero T
+		if one != zero {
+			yield(one)
 			return
 		}
-		for g := range s.more {
-			if !yield(g) {
+		for v := range more {
+			if !yield(v) {
 				return
 			}
 		}

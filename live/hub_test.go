@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"testing"
 )
@@ -47,7 +46,7 @@ func BenchmarkDeliver(b *testing.B) {
 			for i := range conns {
 				conns[i] = &conn{rt: rt, ctx: ctx, cancel: cancel, writing: true} // no write loop: the benchmark empties the queues
 				s := &subscription{conn: conns[i], group: g, head: broadcastHead(dialectSeed, json.RawMessage(fmt.Sprint(i)), "a.B")}
-				g.subs[s] = struct{}{}
+				g.subs.add(s)
 			}
 			g.mu.Unlock()
 			change := []Change{{Model: "a.B", PK: "1", Op: OpUpdate, New: map[string]string{"list_id": "14"}}}
@@ -55,17 +54,12 @@ func BenchmarkDeliver(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				h.deliver(Delivery{Changes: change})
-				for busy := true; busy; {
-					runtime.Gosched()
-					g.family.mu.Lock()
-					busy = g.family.busy
-					g.family.mu.Unlock()
-				}
+				<-h.whenIdle()
 				for _, c := range conns {
 					if len(c.queue) != 1 {
 						b.Fatalf("%d frames queued, want 1", len(c.queue))
 					}
-					c.queue = c.queue[:0]
+					c.queue, c.queued = c.queue[:0], 0
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/broadcast")
@@ -73,52 +67,82 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
-// An index keeps one group without a set, two or more in one, and goes
-// back to one as they leave; all lists exactly the groups under a key.
-func TestIndex(t *testing.T) {
-	ix := make(index[string])
+// A set keeps one element without a map, two or more in one, and goes
+// back to one as they leave; all yields exactly its elements, and a loop
+// over it may remove them as it goes. The index over sets of groups
+// drops a key whose set is empty.
+func TestSet(t *testing.T) {
+	var s set[*group]
 	a, b, c := &group{}, &group{}, &group{}
-	has := func(k string, want ...*group) {
+	is := func(want ...*group) {
 		t.Helper()
-		got := slices.Collect(ix.all(k))
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d groups, want %d", k, len(got), len(want))
+		got := slices.Collect(s.all())
+		if len(got) != len(want) || s.len() != len(want) {
+			t.Fatalf("%d elements (len %d), want %d", len(got), s.len(), len(want))
 		}
 		for _, g := range want {
-			if !slices.Contains(got, g) {
-				t.Fatalf("%s: %p missing", k, g)
+			if !slices.Contains(got, g) || !s.has(g) {
+				t.Fatalf("%p missing", g)
 			}
 		}
 	}
-	has("k")
-	ix.add("k", a)
-	ix.add("k", a)
-	has("k", a)
-	if ix["k"].more != nil {
-		t.Fatal("one group kept in a set")
+	is()
+	if s.has(nil) {
+		t.Fatal("the empty set has nil")
 	}
-	ix.add("k", b)
-	ix.add("k", c)
-	has("k", a, b, c)
-	ix.remove("k", a)
-	ix.remove("k", a)
-	has("k", b, c)
-	ix.remove("k", b)
-	has("k", c)
-	if s := ix["k"]; s.more != nil || s.one != c {
-		t.Fatalf("one group left, kept as %+v", s)
+	s.add(a)
+	s.add(a)
+	is(a)
+	if s.more != nil {
+		t.Fatal("one element kept in a map")
 	}
-	ix.remove("k", b)
-	has("k", c)
-	ix.remove("k", c)
-	has("k")
-	if len(ix) != 0 {
-		t.Fatalf("%d keys left", len(ix))
+	s.add(b)
+	s.add(c)
+	is(a, b, c)
+	s.remove(a)
+	s.remove(a)
+	is(b, c)
+	s.remove(b)
+	is(c)
+	if s.more != nil || s.one != c {
+		t.Fatalf("one element left, kept as %+v", s)
+	}
+	s.remove(b)
+	is(c)
+	s.remove(c)
+	is()
+
+	// Removing every element while looping, from one and from many.
+	for _, n := range []int{1, 3} {
+		for range n {
+			s.add(&group{})
+		}
+		seen := 0
+		for g := range s.all() {
+			s.remove(g)
+			seen++
+		}
+		if seen != n || s.len() != 0 {
+			t.Fatalf("a loop removing %d elements saw %d and left %d", n, seen, s.len())
+		}
 	}
 	// Stopping early stops.
+	s.add(a)
+	s.add(b)
+	for range s.all() {
+		break
+	}
+
+	ix := make(index[string])
 	ix.add("k", a)
 	ix.add("k", b)
-	for range ix.all("k") {
-		break
+	ix.remove("k", a)
+	if got := slices.Collect(ix.all("k")); len(got) != 1 || got[0] != b {
+		t.Fatalf("index: %v under k, want b", got)
+	}
+	ix.remove("k", b)
+	ix.remove("missing", b)
+	if len(ix) != 0 {
+		t.Fatalf("index: %d keys left", len(ix))
 	}
 }

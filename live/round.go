@@ -30,7 +30,7 @@ func (r *round) run(f *family, all map[*group]*work) {
 	var fetches []task
 	for g, w := range all {
 		g.mu.Lock()
-		ready := g.loaded && !g.dead && len(g.subs) > 0
+		ready := g.loaded && !g.dead && g.subs.len() > 0
 		t := task{g: g, w: w, gen: g.gen, scope: g.scope}
 		recheck := w.recheck || g.stale
 		g.mu.Unlock()
@@ -183,7 +183,7 @@ func livePKs(changes []*Change) []string {
 // way, the rows changes name (or that a recheck makes them start from a
 // snapshot): the resume answers for them too. Called with g.mu held.
 func (g *group) notePending(changes []*Change, recheck bool) {
-	for s := range g.subs {
+	for s := range g.subs.all() {
 		p := s.pending
 		if p == nil {
 			continue
@@ -281,7 +281,7 @@ func (d *diff) send(st *starter, prev, next uint64) {
 	}
 	var prevMid, nextMid []byte
 	queued := 0
-	for s := range g.subs {
+	for s := range g.subs.all() {
 		if s.pending != nil {
 			continue // its resume answers with the current state
 		}

@@ -94,12 +94,12 @@ func (rt *Router) register(v View) error {
 			return fmt.Errorf("live: Register %q: dependency %+v needs a model label app.Model and a field", label, d)
 		}
 	}
-	r := &registered{view: v, spec: spec, args: set(spec.Args), params: set(spec.QueryParams)}
+	r := &registered{view: v, spec: spec, args: nameSet(spec.Args), params: nameSet(spec.QueryParams)}
 	rt.views[label] = r
 	return nil
 }
 
-func set(names []string) map[string]bool {
+func nameSet(names []string) map[string]bool {
 	m := make(map[string]bool, len(names))
 	for _, n := range names {
 		m[n] = true

@@ -87,7 +87,7 @@ func (h *hub) subscribe(c *conn, s *subscription) error {
 			continue
 		}
 		err := h.join(c, s, g)
-		if err != nil && len(g.subs) == 0 {
+		if err != nil && g.subs.len() == 0 {
 			h.drop(g)
 		}
 		resume := err == nil && s.pending != nil
@@ -187,7 +187,7 @@ func (h *hub) join(c *conn, s *subscription, g *group) error {
 		return Errorf(429, "too many distinct scopes: at most %d for one user", h.rt.cfg.MaxUserScopes)
 	}
 	s.group = g
-	g.subs[s] = struct{}{}
+	g.subs.add(s)
 	if g.owner == nil {
 		g.owner = s
 	}
@@ -207,7 +207,7 @@ func (h *hub) join(c *conn, s *subscription, g *group) error {
 // detach removes s from g and gives back what it counted against its
 // connection's and user's limits. Called with g.mu held.
 func (h *hub) detach(s *subscription, g *group) {
-	delete(g.subs, s)
+	g.subs.remove(s)
 	s.conn.releaseScope(g)
 	h.rt.releaseUserScope(s.conn, g)
 }
@@ -219,7 +219,7 @@ func (h *hub) detach(s *subscription, g *group) {
 func (h *hub) unsubscribe(s *subscription) {
 	g := s.group
 	g.mu.Lock()
-	if _, ok := g.subs[s]; !ok {
+	if !g.subs.has(s) {
 		g.mu.Unlock()
 		return // the hub ended it
 	}
@@ -227,9 +227,9 @@ func (h *hub) unsubscribe(s *subscription) {
 	rebase := false
 	if g.owner == s {
 		g.owner = nil
-		rebase = len(g.subs) > 0
+		rebase = g.subs.len() > 0
 	}
-	if len(g.subs) == 0 {
+	if g.subs.len() == 0 {
 		h.drop(g)
 	}
 	g.mu.Unlock()
@@ -246,7 +246,7 @@ func (h *hub) rebase(g *group) {
 	for {
 		g.mu.Lock()
 		var next *subscription
-		for s := range g.subs {
+		for s := range g.subs.all() {
 			next = s
 			break
 		}
@@ -261,7 +261,7 @@ func (h *hub) rebase(g *group) {
 		cancel()
 
 		g.mu.Lock()
-		_, still := g.subs[next]
+		still := g.subs.has(next)
 		switch {
 		case !still || g.owner != nil:
 		case err != nil:
@@ -284,7 +284,7 @@ func (h *hub) end(g *group, s *subscription, e *Error) {
 	if g.owner == s {
 		g.owner = nil
 	}
-	if len(g.subs) == 0 {
+	if g.subs.len() == 0 {
 		h.drop(g)
 	}
 	h.leave(g.topics)
@@ -292,7 +292,7 @@ func (h *hub) end(g *group, s *subscription, e *Error) {
 
 // endAll ends every subscription of g (see end). Called with g.mu held.
 func (h *hub) endAll(g *group, e *Error) {
-	for s := range g.subs {
+	for s := range g.subs.all() {
 		h.end(g, s, e)
 	}
 }
@@ -352,7 +352,7 @@ func (h *hub) resume(c *conn, s *subscription, g *group) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p := s.pending
-	if _, still := g.subs[s]; !still || p == nil {
+	if still := g.subs.has(s); !still || p == nil {
 		return // ended meanwhile
 	}
 	s.pending = nil
