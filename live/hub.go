@@ -108,7 +108,10 @@ type group struct {
 	members map[string]member // by pk
 	size    atomic.Int64      // len(members), for the connections' limits
 	subs    set[*subscription]
-	offset  uint64
+	// resuming counts the subscriptions whose resume is under way (their
+	// pending is set), which each change must be noted for.
+	resuming int
+	offset   uint64
 }
 
 // A member is an instance in a group's scope, as its subscribers last saw

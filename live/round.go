@@ -183,6 +183,9 @@ func livePKs(changes []*Change) []string {
 // way, the rows changes name (or that a recheck makes them start from a
 // snapshot): the resume answers for them too. Called with g.mu held.
 func (g *group) notePending(changes []*Change, recheck bool) {
+	if g.resuming == 0 {
+		return
+	}
 	for s := range g.subs.all() {
 		p := s.pending
 		if p == nil {

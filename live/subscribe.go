@@ -195,6 +195,7 @@ func (h *hub) join(c *conn, s *subscription, g *group) error {
 	case m.hasSince:
 		s.offsets = true
 		s.pending = &pending{pks: make(map[string]string)}
+		g.resuming++
 	case m.snapshot:
 		s.offsets = true
 		h.sendSnapshot(s, g, nil)
@@ -208,6 +209,9 @@ func (h *hub) join(c *conn, s *subscription, g *group) error {
 // connection's and user's limits. Called with g.mu held.
 func (h *hub) detach(s *subscription, g *group) {
 	g.subs.remove(s)
+	if s.pending != nil {
+		g.resuming--
+	}
 	s.conn.releaseScope(g)
 	h.rt.releaseUserScope(s.conn, g)
 }
@@ -356,6 +360,7 @@ func (h *hub) resume(c *conn, s *subscription, g *group) {
 		return // ended meanwhile
 	}
 	s.pending = nil
+	g.resuming--
 	if !ok || p.fallback {
 		resumed := false
 		h.sendSnapshot(s, g, &resumed)
