@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -35,10 +34,10 @@ const (
 // offset) between those of a round; each subscription keeps its head, so
 // queueing one costs no allocation per subscriber. A snapshot frame holds
 // items, the instances, written between head and tail with commas: they
-// are the group's own bytes, shared too.
+// are the group's members' interned bytes, shared too.
 type frame struct {
 	head, mid, tail []byte
-	items           []json.RawMessage
+	items           []string
 }
 
 func (f *frame) size() int {

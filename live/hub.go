@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"iter"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
+	"unsafe"
 )
 
 // The hub turns the changes a Layer delivers into broadcasts. Subscriptions
@@ -115,9 +116,23 @@ type group struct {
 }
 
 // A member is an instance in a group's scope, as its subscribers last saw
-// it.
+// it. Its bytes are interned: groups that share a query (one per user
+// watching a public list, say) mostly hold equal bytes for a row, and
+// keep one copy of them between them, which the unique package frees once
+// no group holds it.
 type member struct {
-	id, data json.RawMessage
+	id, data unique.Handle[string]
+}
+
+func newMember(in Instance) member {
+	return member{id: intern(in.ID), data: intern(in.Data)}
+}
+
+// intern returns the handle of b's bytes. unique.Make copies a string
+// that it keeps and only reads the one it is given, so a view of b, not
+// a copy, is enough to look it up.
+func intern(b []byte) unique.Handle[string] {
+	return unique.Make(unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 type family struct {
@@ -468,7 +483,7 @@ func (h *hub) load(ctx context.Context, g *group) error {
 	} else {
 		g.members = make(map[string]member, len(fresh))
 		for _, in := range fresh {
-			g.members[in.PK] = member{id: in.ID, data: in.Data}
+			g.members[in.PK] = newMember(in)
 		}
 		h.mu.Lock()
 		for pk := range g.members {

@@ -407,7 +407,7 @@ func offsetField(offset string) []byte {
 // broadcastTail returns the rest of a broadcast frame: the action and the
 // instance. It is built once per change and scope and shared by every
 // subscriber of the scope.
-func broadcastTail(action string, instance json.RawMessage) []byte {
+func broadcastTail[T ~string | ~[]byte](action string, instance T) []byte {
 	b := make([]byte, 0, len(action)+len(instance)+26)
 	b = append(b, `"action":"`...)
 	b = append(b, action...)

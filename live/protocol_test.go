@@ -86,7 +86,7 @@ func TestEncodeFramesAreJSON(t *testing.T) {
 		append(append(broadcastHead(dialectTyped, json.RawMessage(`"x"`), "a.B"), offsetField("e1.a")...), broadcastTail("DELETED", json.RawMessage(`{"id":1}`))...),
 		encodeSubscribed(dialectSeed, json.RawMessage(`1`), "e1.a", nil),
 		encodeSubscribed(dialectTyped, json.RawMessage(`1`), "e1.a", new(bool)),
-		(&frame{head: snapshotHead(dialectSeed, json.RawMessage(`1`), "a.B"), items: []json.RawMessage{json.RawMessage(`{"id":1}`), json.RawMessage(`{"id":2}`)}, tail: snapshotTail}).appendTo(nil),
+		(&frame{head: snapshotHead(dialectSeed, json.RawMessage(`1`), "a.B"), items: []string{`{"id":1}`, `{"id":2}`}, tail: snapshotTail}).appendTo(nil),
 		(&frame{head: snapshotHead(dialectSeed, json.RawMessage(`1`), "a.B"), tail: snapshotTail}).appendTo(nil),
 	} {
 		var v map[string]any

@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bytes"
 	"strconv"
 	"sync"
 )
@@ -223,23 +222,25 @@ func (d *diff) apply(pk string, in Instance, visible bool) {
 	m, was := g.members[pk]
 	switch {
 	case visible && was:
-		if bytes.Equal(m.data, in.Data) {
+		if m.data.Value() == string(in.Data) {
 			return
 		}
-		d.add("UPDATED", in.Data)
-		g.members[pk] = member{id: in.ID, data: in.Data}
+		m = newMember(in)
+		g.members[pk] = m
+		d.add("UPDATED", m.data.Value())
 	case visible:
-		d.add("CREATED", in.Data)
-		g.members[pk] = member{id: in.ID, data: in.Data}
+		m = newMember(in)
+		g.members[pk] = m
+		d.add("CREATED", m.data.Value())
 		d.entered = append(d.entered, pk)
 	case was:
-		d.add("DELETED", m.id)
+		d.add("DELETED", m.id.Value())
 		delete(g.members, pk)
 		d.left = append(d.left, pk)
 	}
 }
 
-func (d *diff) add(action string, instance []byte) {
+func (d *diff) add(action, instance string) {
 	d.tails = append(d.tails, broadcastTail(action, instance))
 	d.actions = append(d.actions, action)
 }

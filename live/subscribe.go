@@ -3,7 +3,6 @@ package live
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -312,13 +311,13 @@ func (h *hub) sendSnapshot(s *subscription, g *group, resumed *bool) {
 	}
 	slices.SortFunc(pks, comparePKs)
 	head := snapshotHead(m.dialect, m.id, m.model)
-	items, size := make([]json.RawMessage, 0, min(len(pks), maxSnapshotItems)), 0
+	items, size := make([]string, 0, min(len(pks), maxSnapshotItems)), 0
 	flush := func() {
 		c.send(frame{head: head, items: items, tail: snapshotTail})
 		items, size = nil, 0
 	}
 	for _, pk := range pks {
-		data := g.members[pk].data
+		data := g.members[pk].data.Value()
 		if len(items) > 0 && (len(items) == maxSnapshotItems || size+len(data) > maxSnapshotBytes) {
 			flush()
 		}
@@ -379,7 +378,7 @@ func (h *hub) resume(c *conn, s *subscription, g *group) {
 	for _, pk := range pks {
 		var tail []byte
 		if mb, in := g.members[pk]; in {
-			tail = broadcastTail("UPDATED", mb.data)
+			tail = broadcastTail("UPDATED", mb.data.Value())
 		} else {
 			tail = broadcastTail("DELETED", h.identify(g.view, pk, p.pks[pk]))
 		}
