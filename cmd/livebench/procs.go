@@ -73,14 +73,19 @@ type serverPlan struct {
 	DB string `json:"db"`
 	// Redis or NATS is the broker's URL; Prefix names the run's
 	// channels, so that runs sharing a broker do not hear each other.
-	Redis      string `json:"redis,omitempty"`
-	NATS       string `json:"nats,omitempty"`
-	Prefix     string `json:"prefix"`
-	Addrs      int    `json:"addrs"`
-	Metrics    bool   `json:"metrics"`
-	Verbose    bool   `json:"verbose"`
-	CPUProfile string `json:"cpu_profile,omitempty"`
-	MemProfile string `json:"mem_profile,omitempty"`
+	Redis  string `json:"redis,omitempty"`
+	NATS   string `json:"nats,omitempty"`
+	Prefix string `json:"prefix"`
+	Addrs  int    `json:"addrs"`
+	// MaxOpenConns is the process's database connections: the example's
+	// 64 shared out, so that K processes open no more than one does (on
+	// PostgreSQL, 64 each made 2 cores run 192 backends, and subscribing
+	// at 50,000 lists timed out).
+	MaxOpenConns int    `json:"max_open_conns"`
+	Metrics      bool   `json:"metrics"`
+	Verbose      bool   `json:"verbose"`
+	CPUProfile   string `json:"cpu_profile,omitempty"`
+	MemProfile   string `json:"mem_profile,omitempty"`
 }
 
 // serverEvent is one line of a server process's stdout.
@@ -179,6 +184,7 @@ func runRowProcs(ctx context.Context, o options, r row, dir string, profile, mem
 	sp := serverPlan{
 		DB: db.dsn, Redis: o.Redis, NATS: o.NATS, Prefix: "livebench-" + randomName(),
 		Addrs: max(1, o.Addrs), Metrics: !o.NoMetrics, Verbose: o.Verbose,
+		MaxOpenConns: max(8, 64/k),
 	}
 	servers := make([]*child, k)
 	addrs := make([][]string, k)
@@ -459,7 +465,7 @@ func runServer(in *bufio.Reader, out *json.Encoder) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, layer.Close()) }()
-	s, err := openApp(ctx, sp.DB, appLayer{layer: layer, name: sp.broker()}, sp.Addrs, sp.Metrics, log)
+	s, err := openApp(ctx, sp.DB, appLayer{layer: layer, name: sp.broker()}, sp.MaxOpenConns, sp.Addrs, sp.Metrics, log)
 	if err != nil {
 		return err
 	}

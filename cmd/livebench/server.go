@@ -51,7 +51,7 @@ func startApp(ctx context.Context, dbURL, dir string, nAddrs int, withMetrics bo
 	if err != nil {
 		return nil, errors.Join(err, db.drop())
 	}
-	s, err := openApp(ctx, db.dsn, appLayer{}, nAddrs, withMetrics, log)
+	s, err := openApp(ctx, db.dsn, appLayer{}, 0, nAddrs, withMetrics, log)
 	if err != nil {
 		return nil, errors.Join(err, closeGorm(setupDB), db.drop())
 	}
@@ -135,8 +135,9 @@ type appLayer struct {
 
 // openApp starts todoapp on the database dsn (a SQLite path or a
 // postgres:// URL), counting its statements, and serves it on nAddrs
-// loopback addresses. The app does not close the layer.
-func openApp(ctx context.Context, dsn string, layer appLayer, nAddrs int, withMetrics bool, log *slog.Logger) (_ *appServer, err error) {
+// loopback addresses, with at most maxOpen database connections (0: the
+// example's default). The app does not close the layer.
+func openApp(ctx context.Context, dsn string, layer appLayer, maxOpen, nAddrs int, withMetrics bool, log *slog.Logger) (_ *appServer, err error) {
 	s := &appServer{counter: &sqlCounter{}}
 	defer func() {
 		if err != nil {
@@ -156,9 +157,10 @@ func openApp(ctx context.Context, dsn string, layer appLayer, nAddrs int, withMe
 	}
 
 	app, err := todoapp.New(context.WithValue(ctx, captureKey{}, true), todoapp.Config{
-		DB:        dsn,
-		Logger:    log,
-		Dialector: dialector,
+		DB:           dsn,
+		MaxOpenConns: maxOpen,
+		Logger:       log,
+		Dialector:    dialector,
 		// The cheapest hash: registering a thousand users is setup, not
 		// what is measured.
 		BcryptCost: bcrypt.MinCost,

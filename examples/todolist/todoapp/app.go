@@ -75,11 +75,11 @@ type Task struct {
 const (
 	// maxIdleConns is how many database connections stay open while idle.
 	maxIdleConns = 16
-	// maxOpenConns bounds the database connections: a thousand clients
-	// reconnecting at once after a deploy subscribe at once, and without
-	// a bound each of their reads would open a connection (a process, on
-	// PostgreSQL) until the server refuses them. Past it, queries wait
-	// for a connection, within their request's deadline.
+	// maxOpenConns is Config.MaxOpenConns's default: a thousand clients
+	// reconnecting at once after a deploy subscribe at once, and without a
+	// bound each of their reads would open a connection (a process, on
+	// PostgreSQL) until the server refuses them. Past it, queries wait for
+	// a connection, within their request's deadline.
 	maxOpenConns = 64
 
 	maxNameLen = 200
@@ -95,6 +95,10 @@ type Config struct {
 	// DB is the database: the path of a SQLite file, created and migrated
 	// if missing, or a postgres:// URL. Defaults to "todolist.db".
 	DB string
+	// MaxOpenConns bounds the database connections this process opens.
+	// Defaults to 64; processes that share one PostgreSQL server share
+	// its cores too, and may want fewer each.
+	MaxOpenConns int
 	// Logger receives one line per request and per WebSocket connection,
 	// and the errors. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -180,6 +184,9 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
+	if cfg.MaxOpenConns <= 0 {
+		cfg.MaxOpenConns = maxOpenConns
+	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
@@ -195,7 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.Close()
 		}
 	}()
-	if err := a.openDB(cfg.DB, cfg.Dialector); err != nil {
+	if err := a.openDB(cfg.DB, cfg.Dialector, cfg.MaxOpenConns); err != nil {
 		return nil, err
 	}
 	if err := a.migrate(ctx); err != nil {
@@ -313,7 +320,7 @@ func (a *App) startGORM(ctx context.Context, lcfg live.Config) error {
 
 // openDB opens dsn: PostgreSQL for a postgres:// URL, else a SQLite file,
 // through custom if it is set.
-func (a *App) openDB(dsn string, custom gorm.Dialector) error {
+func (a *App) openDB(dsn string, custom gorm.Dialector, maxOpen int) error {
 	gcfg := &gorm.Config{
 		Logger: logger.Discard,
 		// Unique and foreign key violations become gorm.ErrDuplicatedKey
@@ -352,8 +359,8 @@ func (a *App) openDB(dsn string, custom gorm.Dialector) error {
 	// several scopes at once for each change, and requests come in
 	// parallel: with so few, most queries would open a connection (a
 	// process, on PostgreSQL) and close it again.
-	a.sqlDB.SetMaxIdleConns(maxIdleConns)
-	a.sqlDB.SetMaxOpenConns(maxOpenConns)
+	a.sqlDB.SetMaxIdleConns(min(maxIdleConns, maxOpen))
+	a.sqlDB.SetMaxOpenConns(maxOpen)
 	a.sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return nil
 }
