@@ -15,31 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/restlive/restlive/capture"
+	"github.com/restlive/restlive/internal/testenv"
 	"github.com/restlive/restlive/live"
 	"github.com/restlive/restlive/metrics"
 )
-
-// gather returns the value of each sample of reg by name (labels left
-// out: these metrics have none).
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.Metric {
-			switch {
-			case m.Gauge != nil:
-				out[f.GetName()] = m.Gauge.GetValue()
-			case m.Counter != nil:
-				out[f.GetName()] = m.Counter.GetValue()
-			}
-		}
-	}
-	return out
-}
 
 // The capture reader's lag grows while it is stopped and writes go on,
 // and falls to zero once it runs again; the leader gauge and the
@@ -79,11 +58,11 @@ func TestReaderLag(t *testing.T) {
 	}
 	// The reader is stopped: the lag grows with the writes.
 	write(0, 5)
-	if got := gather(t, reg); got["restlive_capture_lag_rows"] != 5 || got["restlive_capture_leader"] != 0 {
+	if got := testenv.Gather(t, reg); got["restlive_capture_lag_rows"] != 5 || got["restlive_capture_leader"] != 0 {
 		t.Fatalf("after 5 writes, stopped: %v", got)
 	}
 	write(5, 12)
-	if got := gather(t, reg)["restlive_capture_lag_rows"]; got != 12 {
+	if got := testenv.Gather(t, reg)["restlive_capture_lag_rows"]; got != 12 {
 		t.Fatalf("lag %v after 12 writes, want 12", got)
 	}
 	// Running, it catches up.
@@ -92,7 +71,7 @@ func TestReaderLag(t *testing.T) {
 	go func() { defer close(done); reader.Run(rctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := gather(t, reg)
+		got := testenv.Gather(t, reg)
 		if got["restlive_capture_lag_rows"] == 0 && got["restlive_capture_lag_seconds"] == 0 &&
 			got["restlive_capture_published_total"] == 12 && got["restlive_capture_leader"] == 1 {
 			break
@@ -104,7 +83,7 @@ func TestReaderLag(t *testing.T) {
 	}
 	stop()
 	<-done
-	if got := gather(t, reg)["restlive_capture_leader"]; got != 0 {
+	if got := testenv.Gather(t, reg)["restlive_capture_leader"]; got != 0 {
 		t.Fatalf("leader %v after the reader stopped", got)
 	}
 

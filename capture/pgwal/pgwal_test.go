@@ -398,18 +398,7 @@ func TestSlotMetrics(t *testing.T) {
 	if err := m.WatchReader(reader); err != nil {
 		t.Fatal(err)
 	}
-	gather := func() map[string]float64 {
-		t.Helper()
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, f := range families {
-			out[f.GetName()] = f.Metric[0].GetGauge().GetValue() + f.Metric[0].GetCounter().GetValue()
-		}
-		return out
-	}
+	gather := func() map[string]float64 { return testenv.Gather(t, reg) }
 	before := gather()
 	d.Exec(t, `INSERT INTO tasks (list_id) SELECT 14 FROM generate_series(1, 1000)`)
 	stopped := gather()
